@@ -1,0 +1,68 @@
+"""judgelm: fine-tuned LLMs as fast, trustworthy judges.
+
+>>> from judgelm import Judge, Sample
+>>> judge = Judge.from_pretrained("BAAI/JudgeLM-7B-v1.0")              # doctest: +SKIP
+>>> judge.judge([Sample("What is 2+2?", ("4", "5"))])[0].winner          # doctest: +SKIP
+0
+"""
+
+__version__ = "0.1.0"
+
+from judgelm.errors import (  # noqa: E402
+    FormatError,
+    InvalidSampleError,
+    JudgeLMError,
+    MissingDependencyError,
+    ModelLoadError,
+    PromptTooLongError,
+    ScoringError,
+)
+from judgelm.formats import (  # noqa: E402
+    Formatter,
+    Prompt,
+    VerdictSpec,
+    get_format,
+    list_formats,
+    parse_scores,
+    register_format,
+)
+from judgelm.io import read_samples, write_results  # noqa: E402
+from judgelm.judge import Discussion, Judge  # noqa: E402
+from judgelm.types import (  # noqa: E402
+    Preference,
+    Provenance,
+    Sample,
+    ScoreDistribution,
+    Truncation,
+    Turn,
+    Verdict,
+)
+
+__all__ = [
+    "Discussion",
+    "FormatError",
+    "Formatter",
+    "InvalidSampleError",
+    "Judge",
+    "JudgeLMError",
+    "MissingDependencyError",
+    "ModelLoadError",
+    "Preference",
+    "Prompt",
+    "PromptTooLongError",
+    "Provenance",
+    "Sample",
+    "ScoreDistribution",
+    "ScoringError",
+    "Truncation",
+    "Turn",
+    "Verdict",
+    "VerdictSpec",
+    "__version__",
+    "get_format",
+    "list_formats",
+    "parse_scores",
+    "read_samples",
+    "register_format",
+    "write_results",
+]

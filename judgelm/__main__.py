@@ -1,0 +1,5 @@
+import sys
+
+from judgelm.cli import main
+
+sys.exit(main())

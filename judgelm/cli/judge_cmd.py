@@ -1,0 +1,158 @@
+"""``judgelm judge IN.jsonl [-o OUT.jsonl]``: judge a JSONL file of samples.
+
+With ``-o`` every verdict is appended to OUT as it is made, and running the same command again
+resumes (ids already in OUT are skipped). A bad record becomes an error line naming its line and
+field; the job goes on. Without ``-o`` the verdicts are printed as a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+
+from judgelm.io import Record, ResultWriter, error_record, output_record
+from judgelm.types import Verdict
+
+
+def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help="judge a JSONL file of samples", description=__doc__)
+    p.add_argument("input", help="JSONL samples (native or JudgeLM format)")
+    p.add_argument("-o", "--output", help="output JSONL (appended; re-run to resume)")
+    p.add_argument("--model", help="HF model id or folder, a .gguf file, or 'demo' (default: the SmolLM2 demo judge)")
+    p.add_argument("--mode", help="format for every sample (default: each record's mode, or inferred)")
+    p.add_argument("--swap", action="store_true", help="judge both orders and average; report consistency")
+    p.add_argument("--explain", action="store_true", help="let the judge write its explanation")
+    p.add_argument("--scoring", choices=["text", "logits"], default="text", help="how verdicts are read (default: text)")
+    p.add_argument("--official-parser", action="store_true", help="parse scores exactly like the reference code")
+    p.add_argument("--no-reference", action="store_true", help="ignore references in the input")
+    p.add_argument("--truncation", choices=["answers", "error", "none"], default="answers", help="over-long prompts: shorten answers (default), refuse, or pass")
+    p.add_argument("--batch-size", type=int, default=32, help="samples judged (and written) per step")
+    p.add_argument("--max-new-tokens", type=int, help="generation budget (default: score line, or 512 with --explain)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    p.add_argument("--dtype", help="bf16, fp16, fp32 (default: bf16 on GPU, fp32 on CPU)")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code to run")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _check(rec: Record) -> Record:
+    """Validate a record against its format now, so its error names the line and field."""
+    from judgelm.errors import JudgeLMError
+    from judgelm.formats import get_format, infer_mode
+
+    if rec.sample is None:
+        return rec
+    try:
+        fmt = get_format(infer_mode(rec.sample))
+        fmt.validate(fmt.prepare(rec.sample))
+    except JudgeLMError as e:
+        from judgelm.errors import InvalidSampleError
+
+        err = e if isinstance(e, InvalidSampleError) else InvalidSampleError(str(e), field="mode")
+        return Record(rec.line, rec.key, rec.raw, error=err.located(f"line {rec.line}"))
+    return rec
+
+
+def verdict_row(key: str, v: Verdict) -> tuple[str, ...]:
+    scores = "-" if v.scores is None else " ".join(f"{s:g}" for s in v.scores)
+    if v.abstained:
+        result = f"abstain ({v.reason_code})"
+    elif v.format == "single" or v.format == "mmvet" or len(v.scores or ()) < 2:
+        result = "graded"
+    elif v.winner is None:
+        result = "tie"
+    else:
+        result = f"answer {v.winner + 1}"
+    extra = "" if v.consistent is None else ("consistent" if v.consistent else "order-dependent")
+    note = v.reason if v.abstained else (v.explanation or "")
+    return key, v.format, scores, result, extra, " ".join(note.split())[:60]
+
+
+def print_table(rows: Sequence[tuple[str, ...]], file=sys.stdout) -> None:  # noqa: ANN001
+    header = ("id", "format", "scores", "result", "swap", "note")
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    for r in (header, tuple("-" * w for w in widths), *rows):
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip(), file=file)
+
+
+def summarize(verdicts: Sequence[Verdict], errors: int, skipped: int, seconds: float) -> str:
+    outcomes: Counter[str] = Counter()
+    for v in verdicts:
+        if v.abstained:
+            outcomes[f"abstain:{v.reason_code}"] += 1
+        elif v.tie:
+            outcomes["tie"] += 1
+        elif v.winner is not None:
+            outcomes[f"answer {v.winner + 1} wins"] += 1
+        else:
+            outcomes["graded"] += 1
+    parts = [f"{k}: {n}" for k, n in sorted(outcomes.items())]
+    rate = len(verdicts) / seconds if seconds > 0 else 0.0
+    return (
+        f"judged {len(verdicts)} ({', '.join(parts) or 'none'}); bad records: {errors}; "
+        f"already done: {skipped}; {seconds:.1f} s, {rate:.2f} samples/s"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from judgelm.io import read_samples
+    from judgelm.judge import Judge
+
+    records = [_check(r) for r in read_samples(args.input, mode=args.mode)]
+    if args.no_reference:
+        records = [r if r.sample is None else Record(r.line, r.key, r.raw, r.sample.replace(reference=None)) for r in records]
+    writer = ResultWriter(args.output) if args.output else None
+    done = writer.done if writer else set()
+    todo = [r for r in records if r.key not in done]
+    skipped = len(records) - len(todo)
+    bad = [r for r in todo if r.sample is None]
+    good = [r for r in todo if r.sample is not None]
+    for r in bad:
+        print(f"judgelm: {r.error}", file=sys.stderr)
+        if writer:
+            writer.write(error_record(r))
+    rows: list[tuple[str, ...]] = []
+    verdicts: list[Verdict] = []
+    start = time.perf_counter()
+    if good:
+        judge = Judge.from_pretrained(
+            args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code, truncation=args.truncation
+        )
+        bar = None
+        if not args.quiet:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(good), unit="sample", desc="judging", file=sys.stderr)
+        try:
+            for i in range(0, len(good), args.batch_size):
+                chunk = good[i : i + args.batch_size]
+                out = judge.judge(
+                    [r.sample for r in chunk],  # type: ignore[misc]
+                    swap=args.swap,
+                    explain=args.explain,
+                    scoring=args.scoring,
+                    max_new_tokens=args.max_new_tokens,
+                    official_parser=args.official_parser,
+                )
+                for rec, v in zip(chunk, out, strict=True):
+                    verdicts.append(v)
+                    if writer:
+                        writer.write(output_record(rec, v, model=judge.name))
+                    else:
+                        rows.append(verdict_row(rec.key, v))
+                if bar:
+                    bar.update(len(chunk))
+        finally:
+            if bar:
+                bar.close()
+            if writer:
+                writer.close()
+    elif writer:
+        writer.close()
+    if rows:
+        print_table(rows)
+    print(summarize(verdicts, len(bad), skipped, time.perf_counter() - start), file=sys.stderr)
+    return 0

@@ -1,0 +1,52 @@
+"""``judgelm prompts IN.jsonl -o OUT.jsonl``: write the exact prompts a judge would read, one JSON
+object per sample (``id``, ``prompt``; ``order`` with ``--swap``), without loading a model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help="write the exact prompts, no model needed", description=__doc__)
+    p.add_argument("input", help="JSONL samples (native or JudgeLM format)")
+    p.add_argument("-o", "--output", help="output JSONL (default: stdout)")
+    p.add_argument("--mode", help="format for every sample (default: each record's mode, or inferred)")
+    p.add_argument("--swap", action="store_true", help="also write the swapped orders")
+    p.add_argument("--tokenizer", help="a tokenizer folder: adds `input_ids` as the judge would read them")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from judgelm.errors import JudgeLMError
+    from judgelm.formats import get_format, infer_mode
+    from judgelm.io import read_samples
+    from judgelm.modalities.text import encode, load_tokenizer
+
+    tok = load_tokenizer(args.tokenizer) if args.tokenizer else None
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    errors = 0
+    try:
+        for rec in read_samples(args.input, mode=args.mode):
+            if rec.sample is None:
+                errors += 1
+                print(f"judgelm: {rec.error}", file=sys.stderr)
+                continue
+            try:
+                fmt = get_format(infer_mode(rec.sample))
+                for order in fmt.orders(rec.sample, args.swap):
+                    prompt = fmt.render(rec.sample, order)
+                    obj = {"id": rec.key, "format": fmt.name, "prompt": prompt.text}
+                    if args.swap:
+                        obj["order"] = list(order)
+                    if tok is not None:
+                        obj["input_ids"] = encode(tok, prompt.text)
+                    out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+            except JudgeLMError as e:
+                errors += 1
+                print(f"judgelm: {args.input}:{rec.line}: {e}", file=sys.stderr)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 1 if errors else 0

@@ -1,0 +1,235 @@
+"""What a formatter is: it turns a `Sample` into a `Prompt` (exact text + `VerdictSpec`) and reads
+a judge's text back into scores. Formatters are registered by name; users can register their own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, ClassVar
+
+from judgelm.errors import FormatError, InvalidSampleError
+from judgelm.formats.parsing import ParseResult, parse_verdict_line
+from judgelm.swap import identity, permute_sample, swap_orders
+from judgelm.types import Sample, Turn
+
+__all__ = [
+    "DEFAULT_SCORE_VALUES",
+    "Formatter",
+    "ParsedJudgment",
+    "Prompt",
+    "VerdictSpec",
+    "get_format",
+    "list_formats",
+    "register_format",
+]
+
+DEFAULT_SCORE_VALUES: tuple[str, ...] = tuple(str(i) for i in range(1, 11))
+
+
+@dataclass(frozen=True)
+class VerdictSpec:
+    """The verdict grammar of a prompt: the judge writes ``n_scores`` scores on its first line,
+    separated by ``separator`` and ended by ``terminator``; the first ``len(forced)`` of them are
+    already written by the prompt (``### Response:10``). Each free score is one of
+    ``score_values`` (exact strings: ``"10"``, ``"7.5"``)."""
+
+    n_scores: int
+    forced: tuple[str, ...] = ()
+    score_values: tuple[str, ...] = DEFAULT_SCORE_VALUES
+    separator: str = " "
+    terminator: str = "\n"
+
+    def __post_init__(self) -> None:
+        if self.n_scores < 1 or len(self.forced) >= self.n_scores:
+            raise FormatError(f"a verdict needs >= 1 free score (n={self.n_scores}, forced={self.forced})")
+        try:
+            [float(v) for v in self.score_values]
+        except ValueError as e:
+            raise FormatError(f"score_values must be numbers: {e}") from None
+
+    @property
+    def graded_slots(self) -> range:
+        """Positions on the verdict line that score the prompt's shown candidates."""
+        return range(len(self.forced), self.n_scores)
+
+    @property
+    def n_graded(self) -> int:
+        return self.n_scores - len(self.forced)
+
+    @cached_property
+    def score_range(self) -> tuple[float, float]:
+        values = [float(v) for v in self.score_values]
+        return min(values), max(values)
+
+    def with_scores(self, score_values: Sequence[str]) -> VerdictSpec:
+        return VerdictSpec(self.n_scores, self.forced, tuple(score_values), self.separator, self.terminator)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """The exact text a judge reads (no BOS: the tokenizer adds it), for one order of a sample.
+
+    ``order[k]`` is the index of the sample's candidate shown in slot k (Assistant k+1 among the
+    graded slots)."""
+
+    text: str
+    format: str
+    spec: VerdictSpec
+    order: tuple[int, ...]
+    template_hash: str
+    with_reference: bool = False
+    images: tuple[Any, ...] = ()
+
+    @property
+    def response_prefix(self) -> str:
+        """Text already on the verdict line when the judge starts writing (``"10"`` or ``""``)."""
+        return " ".join(self.spec.forced)
+
+
+@dataclass(frozen=True)
+class ParsedJudgment:
+    """A judge's text read back: per-candidate scores in the sample's order, or why not."""
+
+    scores: tuple[float, ...] | None
+    explanation: str
+    reason: str | None = None
+    reason_code: str | None = None
+
+
+def _placeholder(sample: Sample) -> Sample:
+    """A sample of the same shape with every text replaced by its field name (for template hashes)."""
+    return sample.replace(
+        question="{question}",
+        answers=tuple(f"{{answer_{k}}}" for k in range(1, len(sample.answers) + 1)),
+        reference=None if sample.reference is None else "{reference}",
+        gold=None if sample.gold is None else "{gold}",
+        conversations=tuple(
+            tuple(Turn(t.role, f"{{{t.role}_{c}_{i}}}") for i, t in enumerate(conv))
+            for c, conv in enumerate(sample.conversations)
+        ),
+        id=None,
+    )
+
+
+class Formatter(ABC):
+    """One judging mode. Subclasses set ``name`` and ``summary`` and implement `build`.
+
+    Contract: `build` receives the sample already permuted into the shown order and returns the
+    prompt text and its `VerdictSpec`; it must insert texts verbatim. `validate` raises
+    `InvalidSampleError` naming the field.
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str] = ""
+    # How candidates are re-ordered for swap=True: "reverse" (pairs), "cyclic" (N), or "none".
+    swap_kind: ClassVar[str] = "reverse"
+
+    # ---- to implement -------------------------------------------------------------------------
+    @abstractmethod
+    def build(self, sample: Sample) -> tuple[str, VerdictSpec]:
+        """Prompt text and grammar for ``sample`` in the order shown."""
+
+    def validate(self, sample: Sample) -> None:
+        """Raise `InvalidSampleError` if ``sample`` cannot be judged in this mode."""
+
+    def prepare(self, sample: Sample) -> Sample:
+        """Derive missing fields before rendering (e.g. a gold answer from the reference)."""
+        return sample
+
+    # ---- provided -----------------------------------------------------------------------------
+    def n_candidates(self, sample: Sample) -> int:
+        return sample.n_candidates
+
+    def orders(self, sample: Sample, swap: bool = False) -> tuple[tuple[int, ...], ...]:
+        """The orders to judge in: identity, plus the swapped ones when ``swap``."""
+        n = self.n_candidates(sample)
+        if not swap or self.swap_kind == "none" or n < 2:
+            return (identity(n),)
+        return swap_orders(n, self.swap_kind)
+
+    def render(self, sample: Sample, order: Sequence[int] | None = None) -> Prompt:
+        sample = self.prepare(sample)
+        self.validate(sample)
+        n = self.n_candidates(sample)
+        order = identity(n) if order is None else tuple(order)
+        if sorted(order) != list(range(n)):
+            raise FormatError(f"order {order} is not a permutation of {n} candidates")
+        text, spec = self.build(permute_sample(sample, order))
+        if spec.n_graded != n:
+            raise FormatError(f"format {self.name!r} grades {spec.n_graded} slots for {n} candidates")
+        return Prompt(
+            text=text,
+            format=self.name,
+            spec=spec,
+            order=order,
+            template_hash=self.template_hash(sample),
+            with_reference=sample.reference is not None,
+            images=sample.images,
+        )
+
+    def template_hash(self, sample: Sample) -> str:
+        """12 hex digits identifying the exact template bytes used for a sample of this shape."""
+        text, spec = self.build(_placeholder(sample))
+        key = f"{self.name}\0{text}\0{spec!r}".encode()
+        return hashlib.sha256(key).hexdigest()[:12]
+
+    def parse(self, text: str, prompt: Prompt, *, official: bool = False) -> ParsedJudgment:
+        """Read the judge's continuation of ``prompt`` back into per-candidate scores."""
+        spec = prompt.spec
+        line_text = prompt.response_prefix + text
+        result: ParseResult = parse_verdict_line(
+            line_text, spec.n_scores, official=official, score_range=spec.score_range
+        )
+        head, _, rest = line_text.partition("\n")
+        explanation = rest.strip()
+        if result.scores is None:
+            return ParsedJudgment(None, explanation, result.reason, result.reason_code)
+        shown = result.scores[len(spec.forced) :]
+        scores = [0.0] * len(shown)
+        for slot, candidate in enumerate(prompt.order):
+            scores[candidate] = shown[slot]
+        return ParsedJudgment(tuple(scores), explanation)
+
+    # ---- truncation hooks: which texts may be shortened to fit the context -------------------
+    def shortenable(self, sample: Sample) -> list[str]:
+        """Texts that truncation may shorten, in a stable order (default: the answers)."""
+        return list(sample.answers)
+
+    def with_shortened(self, sample: Sample, texts: Sequence[str]) -> Sample:
+        return sample.replace(answers=tuple(texts))
+
+
+_REGISTRY: dict[str, Formatter] = {}
+
+
+def register_format(formatter: Formatter | type[Formatter], *, overwrite: bool = False) -> Formatter:
+    """Register a formatter (an instance or a class) under its ``name``. Usable as a decorator."""
+    instance = formatter() if isinstance(formatter, type) else formatter
+    name = getattr(instance, "name", None)
+    if not isinstance(name, str) or not name:
+        raise FormatError(f"{type(instance).__name__} has no `name`")
+    if name in _REGISTRY and not overwrite:
+        raise FormatError(f"format {name!r} is already registered (pass overwrite=True)")
+    _REGISTRY[name] = instance
+    return formatter  # type: ignore[return-value]
+
+
+def get_format(name: str) -> Formatter:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise FormatError(f"unknown format {name!r}; registered: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def list_formats() -> dict[str, str]:
+    """Registered format names with their one-line summaries."""
+    return {name: f.summary for name, f in sorted(_REGISTRY.items())}
+
+
+def require(condition: bool, message: str, field: str) -> None:
+    if not condition:
+        raise InvalidSampleError(message, field=field)

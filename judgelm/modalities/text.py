@@ -1,0 +1,177 @@
+"""Text in: loading a tokenizer exactly, encoding prompts, and fitting them into the context.
+
+Two guards live here:
+
+- transformers >= 5 builds ``LlamaTokenizer(Fast)`` with a ``Metaspace(prepend_scheme="always")``
+  pre-tokenizer that drops LLaMA's dummy "▁" before text that starts with a space (``" grabbed"``
+  loses id 29871). JudgeLM was trained with the legacy SentencePiece behaviour, so such a tokenizer
+  is rebuilt with the legacy normalizer (``Prepend("▁")``, ``Replace(" ", "▁")``, no
+  pre-tokenizer), which reproduces the original ids.
+- Truncation never cuts the instruction or the ``### Response:`` ending: it shortens the
+  candidate texts (longest first) and records what it did.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from judgelm.errors import ModelLoadError, PromptTooLongError
+from judgelm.formats.base import Formatter, Prompt
+from judgelm.types import Sample, Truncation
+
+__all__ = [
+    "EncodedPrompt",
+    "TruncationPolicy",
+    "encode",
+    "fit_prompt",
+    "load_tokenizer",
+    "repair_legacy_llama",
+]
+
+log = logging.getLogger(__name__)
+
+TruncationPolicy = Literal["answers", "error", "none"]
+MIN_KEEP_TOKENS = 8  # never shorten a candidate below this many tokens
+
+
+def repair_legacy_llama(tokenizer: Any) -> Any:
+    """Return a tokenizer that encodes like LLaMA's legacy SentencePiece (see module docstring).
+
+    Tokenizers that are not affected are returned unchanged."""
+    if not type(tokenizer).__name__.startswith("LlamaTokenizer") or not getattr(tokenizer, "legacy", False):
+        return tokenizer
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or type(backend.pre_tokenizer).__name__ != "Metaspace":
+        return tokenizer
+    from tokenizers import Tokenizer, decoders, normalizers
+    from transformers import PreTrainedTokenizerFast
+
+    fixed = Tokenizer.from_str(backend.to_str())
+    fixed.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    fixed.pre_tokenizer = None
+    fixed.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
+    log.info("rebuilt %s with LLaMA's legacy normalizer (exact JudgeLM ids)", type(tokenizer).__name__)
+    repaired = PreTrainedTokenizerFast(
+        tokenizer_object=fixed,
+        bos_token=tokenizer.bos_token,
+        eos_token=tokenizer.eos_token,
+        unk_token=tokenizer.unk_token,
+        pad_token=tokenizer.pad_token,
+        model_max_length=tokenizer.model_max_length,
+    )
+    repaired.name_or_path = tokenizer.name_or_path
+    return repaired
+
+
+def load_tokenizer(
+    name_or_path: str,
+    *,
+    trust_remote_code: bool = False,
+    revision: str | None = None,
+    gguf_file: str | None = None,
+) -> Any:
+    """Load a Hugging Face tokenizer (no remote code unless asked) and apply the LLaMA guard."""
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(
+            name_or_path, trust_remote_code=trust_remote_code, revision=revision, gguf_file=gguf_file
+        )
+    except Exception as e:  # transformers raises many types here; keep the cause
+        raise ModelLoadError(f"could not load the tokenizer of {name_or_path!r}: {e}") from e
+    return repair_legacy_llama(tok)
+
+
+def encode(tokenizer: Any, text: str) -> list[int]:
+    """Token ids of a prompt as the judge reads it (BOS added as the tokenizer defines)."""
+    return list(tokenizer(text, add_special_tokens=True)["input_ids"])
+
+
+def _count(tokenizer: Any, text: str) -> int:
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _cut(tokenizer: Any, text: str, keep: int) -> str:
+    """The longest prefix of ``text`` made of its first ``keep`` tokens."""
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    offsets = enc.get("offset_mapping")
+    if offsets and keep <= len(offsets):
+        return text[: offsets[keep - 1][1]] if keep > 0 else ""
+    return tokenizer.decode(enc["input_ids"][:keep], skip_special_tokens=True)
+
+
+def _water_fill(lengths: Sequence[int], target: int, floor: int) -> list[int]:
+    """Caps per text so that sum(min(len, cap)) <= target, shrinking the longest texts first and
+    none below ``floor`` (returns the floor caps if even they exceed the target)."""
+    lo, hi = floor, max(lengths, default=floor)
+    best = floor
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        if sum(min(n, mid) for n in lengths) <= target:
+            best, lo = mid, mid + 1
+        else:
+            hi = mid - 1
+    return [min(n, best) for n in lengths]
+
+
+@dataclass(frozen=True)
+class EncodedPrompt:
+    """A prompt ready for the engine: its text, ids, and the truncation applied to fit."""
+
+    prompt: Prompt
+    input_ids: tuple[int, ...]
+    truncation: tuple[Truncation, ...] = ()
+
+
+def _truncation_records(formatter: Formatter, sample: Sample, before: list[int], after: list[int]) -> tuple[Truncation, ...]:
+    records = []
+    if sample.conversations:  # chat: assistant turns, conversation by conversation
+        slots = [(c, i) for c, conv in enumerate(sample.conversations) for i, t in enumerate(conv) if t.role == "assistant"]
+    else:
+        slots = [(None, i) for i in range(len(before))]
+    for (conv, idx), b, a in zip(slots, before, after, strict=True):
+        if a < b:
+            records.append(Truncation(answer=idx, original_tokens=b, kept_tokens=a, conversation=conv))
+    return tuple(records)
+
+
+def fit_prompt(
+    formatter: Formatter,
+    sample: Sample,
+    order: Sequence[int] | None,
+    tokenizer: Any,
+    max_prompt_tokens: int,
+    policy: TruncationPolicy = "answers",
+) -> EncodedPrompt:
+    """Render and encode ``sample``; if it is over ``max_prompt_tokens``, apply ``policy``:
+    ``answers`` shortens the candidate texts, ``error`` raises `PromptTooLongError`, ``none``
+    passes it through unchanged."""
+    prompt = formatter.render(sample, order)
+    ids = encode(tokenizer, prompt.text)
+    if len(ids) <= max_prompt_tokens or policy == "none":
+        return EncodedPrompt(prompt, tuple(ids))
+    if policy == "error":
+        raise PromptTooLongError(f"prompt has {len(ids)} tokens, the limit is {max_prompt_tokens}")
+    texts = formatter.shortenable(sample)
+    lengths = [_count(tokenizer, t) for t in texts]
+    caps = list(lengths)
+    excess = len(ids) - max_prompt_tokens
+    for _ in range(6):  # token counts of pieces differ slightly from the whole; re-check and repeat
+        caps = _water_fill(caps, sum(caps) - excess, MIN_KEEP_TOKENS)
+        shortened = formatter.with_shortened(sample, [_cut(tokenizer, t, c) for t, c in zip(texts, caps, strict=True)])
+        prompt = formatter.render(shortened, order)
+        ids = encode(tokenizer, prompt.text)
+        excess = len(ids) - max_prompt_tokens
+        if excess <= 0:
+            return EncodedPrompt(prompt, tuple(ids), _truncation_records(formatter, sample, lengths, caps))
+        if sum(caps) <= sum(min(n, MIN_KEEP_TOKENS) for n in lengths):
+            break
+    raise PromptTooLongError(
+        f"prompt needs {len(ids)} tokens even with every answer cut to {MIN_KEEP_TOKENS} tokens; "
+        f"the limit is {max_prompt_tokens}"
+    )
