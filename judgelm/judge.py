@@ -6,11 +6,13 @@ Every helper (`compare`, `grade`, `rank`, `compare_chats`) wraps the one batched
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from judgelm import __version__
+from judgelm.config import JudgeConfig
 from judgelm.errors import InvalidSampleError, PromptTooLongError
 from judgelm.formats import get_format, infer_mode
 from judgelm.formats.base import Formatter, ParsedJudgment
@@ -66,6 +68,7 @@ class Judge:
         engine: Any | None = None,
         truncation: TruncationPolicy = "answers",
         max_batch_tokens: int | None = None,
+        config: JudgeConfig | None = None,
     ):
         from judgelm.engine.hf import HFEngine
 
@@ -74,6 +77,7 @@ class Judge:
         self.name = name or getattr(getattr(model, "config", None), "_name_or_path", None) or type(model).__name__
         self.engine = engine or HFEngine(model, tokenizer, max_batch_tokens=max_batch_tokens)
         self.truncation: TruncationPolicy = truncation
+        self.config = config or JudgeConfig()
 
     @classmethod
     def from_pretrained(
@@ -103,7 +107,18 @@ class Judge:
             gguf_file=gguf_file,
             **model_kwargs,
         )
-        return cls(model, tokenizer, name=name, truncation=truncation, max_batch_tokens=max_batch_tokens)
+        config = JudgeConfig.load(name_or_path) if name_or_path and Path(name_or_path).is_dir() else None
+        return cls(model, tokenizer, name=name, truncation=truncation, max_batch_tokens=max_batch_tokens, config=config)
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """Save weights (safetensors), tokenizer and ``judge.json`` so `from_pretrained` reloads
+        the same judge."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(folder, safe_serialization=True)
+        self.tokenizer.save_pretrained(folder)
+        self.config.save(folder)
+        return folder
 
     # ---- the batched call -------------------------------------------------------------------
     def judge(

@@ -1,0 +1,58 @@
+"""``judge.json``: what a saved judge knows about itself, stored beside its weights.
+
+Written by training (`judgelm.train`) and calibration (`judgelm.calibration`); read by
+`Judge.from_pretrained`. Unknown keys are kept, so newer files load in older versions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from judgelm.formats.base import DEFAULT_SCORE_VALUES
+
+__all__ = ["CONFIG_FILE", "JudgeConfig"]
+
+CONFIG_FILE = "judge.json"
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """Judge settings saved with the weights.
+
+    - ``score_values``: the score strings the verdict grammar allows per slot.
+    - ``calibration``: a fitted calibration (see `judgelm.calibration`), e.g.
+      ``{"temperature": 1.3, "method": "temperature", "fitted_on": "...", "metrics": {...}}``.
+    - ``training``: how the judge was trained (recipe, data, swap/reference probabilities).
+    """
+
+    score_values: tuple[str, ...] = DEFAULT_SCORE_VALUES
+    calibration: dict[str, Any] | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+    vision: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, folder: str | Path) -> Path:
+        path = Path(folder) / CONFIG_FILE
+        data = asdict(self)
+        extra = data.pop("extra")
+        data["score_values"] = list(self.score_values)
+        path.write_text(json.dumps({**extra, **data}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, folder: str | Path) -> JudgeConfig | None:
+        path = Path(folder) / CONFIG_FILE
+        if not path.is_file():
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+        known = {f.name for f in fields(cls)} - {"extra"}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        if "score_values" in kwargs:
+            kwargs["score_values"] = tuple(str(v) for v in kwargs["score_values"])
+        return cls(**kwargs, extra={k: v for k, v in data.items() if k not in known})
+
+    def replace(self, **changes: Any) -> JudgeConfig:
+        return JudgeConfig(**{**{f.name: getattr(self, f.name) for f in fields(self)}, **changes})
