@@ -8,7 +8,7 @@
 
 __version__ = "0.1.0"
 
-from judgelm.errors import (  # noqa: E402
+from judgelm.errors import (
     FormatError,
     InvalidSampleError,
     JudgeLMError,
@@ -17,7 +17,7 @@ from judgelm.errors import (  # noqa: E402
     PromptTooLongError,
     ScoringError,
 )
-from judgelm.formats import (  # noqa: E402
+from judgelm.formats import (
     Formatter,
     Prompt,
     VerdictSpec,
@@ -26,9 +26,9 @@ from judgelm.formats import (  # noqa: E402
     parse_scores,
     register_format,
 )
-from judgelm.io import read_samples, write_results  # noqa: E402
-from judgelm.judge import Discussion, Judge  # noqa: E402
-from judgelm.types import (  # noqa: E402
+from judgelm.io import read_samples, write_results
+from judgelm.judge import Discussion, Judge
+from judgelm.types import (
     Preference,
     Provenance,
     Sample,

@@ -42,9 +42,7 @@ class InvalidSampleError(JudgeLMError, ValueError):
         self.field = field
         self.record = record
         self.detail = message
-        where = ", ".join(
-            part for part in (record and f"record {record}", field and f"field {field!r}") if part
-        )
+        where = ", ".join(part for part in (record and f"record {record}", field and f"field {field!r}") if part)
         super().__init__(f"{where}: {message}" if where else message)
 
     def located(self, record: str) -> InvalidSampleError:

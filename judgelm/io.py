@@ -125,10 +125,10 @@ def read_samples(path: str | os.PathLike[str], *, mode: str | None = None) -> It
             except json.JSONDecodeError as e:
                 yield Record(n, f"line-{n}", None, error=InvalidSampleError(f"not valid JSON ({e.msg})", record=where))
                 continue
-            key = f"line-{n}"
+            rid = raw.get("id", raw.get("question_id")) if isinstance(raw, Mapping) else None
+            key = f"line-{n}" if rid is None or isinstance(rid, dict | list) else str(rid)
             try:
                 sample = sample_from_record(raw, mode=mode, base_dir=path.parent)
-                key = sample.id or key
                 if key in seen:
                     raise InvalidSampleError(f"duplicate id {key!r}", field="id")
                 seen.add(key)
@@ -162,7 +162,11 @@ def error_record(record: Record) -> dict[str, Any]:
     return {
         "id": record.key,
         "line": record.line,
-        "error": {"message": err.detail if err else "unknown", "field": err.field if err else None, "record": err.record if err else None},
+        "error": {
+            "message": err.detail if err else "unknown",
+            "field": err.field if err else None,
+            "record": err.record if err else None,
+        },
         "input": record.raw,
     }
 

@@ -6,9 +6,9 @@ Every helper (`compare`, `grade`, `rank`, `compare_chats`) wraps the one batched
 from __future__ import annotations
 
 import statistics
-from pathlib import Path
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from judgelm import __version__
@@ -170,6 +170,17 @@ class Judge:
                     job.verdict = self._combine(job, by_job[id(job)], official_parser, explain)
         return [j.verdict for j in jobs]  # type: ignore[misc]
 
+    def encode(
+        self, sample: Sample, *, mode: str | None = None, swap: bool = False, explain: bool = False
+    ) -> tuple[EncodedPrompt, ...]:
+        """The prompts (text, token ids, truncation) this judge would read for ``sample``, one per
+        order; raises `InvalidSampleError` / `PromptTooLongError` instead of abstaining."""
+        fmt = get_format(mode or infer_mode(sample))
+        budget = self._prompt_budget(explain, None, fmt.n_candidates(sample) + 1)
+        return tuple(
+            fit_prompt(fmt, sample, o, self.tokenizer, budget, self.truncation) for o in fmt.orders(sample, swap)
+        )
+
     def _default_new_tokens(self, explain: bool, flat: list[tuple[_Job, EncodedPrompt]]) -> int:
         if explain:
             return DEFAULT_EXPLAIN_TOKENS
@@ -182,7 +193,13 @@ class Judge:
         return max(context - min(reserve, context // 2), 1)
 
     def _prepare(
-        self, sample: Sample, mode: str | None, swap: bool, explain: bool, max_new_tokens: int | None, policy: TruncationPolicy
+        self,
+        sample: Sample,
+        mode: str | None,
+        swap: bool,
+        explain: bool,
+        max_new_tokens: int | None,
+        policy: TruncationPolicy,
     ) -> _Job:
         job = _Job(sample)
         name = mode or infer_mode(sample)
@@ -197,16 +214,29 @@ class Judge:
             job.verdict = self._abstain(sample, name, "too_long", str(e))
         return job
 
-    def _abstain(self, sample: Sample, fmt: str, code: str, reason: str, *, provenance: Provenance | None = None, **kw: Any) -> Verdict:
-        prov = provenance or Provenance(model=self.name, format=fmt, template_hash="", orders=(), judgelm_version=__version__)
+    def _abstain(
+        self, sample: Sample, fmt: str, code: str, reason: str, *, provenance: Provenance | None = None, **kw: Any
+    ) -> Verdict:
+        prov = provenance or Provenance(
+            model=self.name, format=fmt, template_hash="", orders=(), judgelm_version=__version__
+        )
         return Verdict(
-            sample_id=sample.id, format=fmt, scores=None, provenance=prov, abstained=True, reason=reason, reason_code=code, **kw  # type: ignore[arg-type]
+            sample_id=sample.id,
+            format=fmt,
+            scores=None,
+            provenance=prov,
+            abstained=True,
+            reason=reason,
+            reason_code=code,
+            **kw,  # type: ignore[arg-type]
         )
 
     def _combine(self, job: _Job, texts: list[str], official: bool, explain: bool) -> Verdict:
         assert job.format is not None
         fmt, first = job.format, job.encoded[0]
-        parsed: list[ParsedJudgment] = [fmt.parse(t, e.prompt, official=official) for t, e in zip(texts, job.encoded, strict=True)]
+        parsed: list[ParsedJudgment] = [
+            fmt.parse(t, e.prompt, official=official) for t, e in zip(texts, job.encoded, strict=True)
+        ]
         prov = Provenance(
             model=self.name,
             format=fmt.name,
@@ -222,7 +252,14 @@ class Judge:
         ok = [p for p in parsed if p.scores is not None]
         if not ok:
             bad = parsed[0]
-            return self._abstain(job.sample, fmt.name, bad.reason_code or "unparseable", bad.reason or "unreadable verdict", provenance=prov, **common)
+            return self._abstain(
+                job.sample,
+                fmt.name,
+                bad.reason_code or "unparseable",
+                bad.reason or "unreadable verdict",
+                provenance=prov,
+                **common,
+            )
         scores = tuple(statistics.fmean(col) for col in zip(*(p.scores for p in ok), strict=True))  # type: ignore[misc]
         winners = {_winner(p.scores) for p in ok}  # type: ignore[arg-type]
         return Verdict(
@@ -238,11 +275,15 @@ class Judge:
         )
 
     # ---- helpers: each is one sample through `judge` ----------------------------------------
-    def compare(self, question: str, answer_a: str, answer_b: str, *, reference: str | None = None, **kw: Any) -> Verdict:
+    def compare(
+        self, question: str, answer_a: str, answer_b: str, *, reference: str | None = None, **kw: Any
+    ) -> Verdict:
         """Which of two answers is better (pairwise)."""
         return self.judge(Sample(question, (answer_a, answer_b), reference=reference, mode="pairwise"), **kw)[0]
 
-    def grade(self, question: str, answer: str, *, gold: str | None = None, reference: str | None = None, **kw: Any) -> Verdict:
+    def grade(
+        self, question: str, answer: str, *, gold: str | None = None, reference: str | None = None, **kw: Any
+    ) -> Verdict:
         """Score one answer (single); ``gold`` (or else ``reference``) anchors Assistant 1 at 10."""
         return self.judge(Sample(question, (answer,), reference=reference, gold=gold, mode="single"), **kw)[0]
 
@@ -275,7 +316,8 @@ class Judge:
             about = Discussion(context=about.prompt + about.text)
         eos = self.tokenizer.eos_token or ""
         history = "".join(
-            f"USER: {u.content} ASSISTANT: {a.content}{eos}" for u, a in zip(about.turns[::2], about.turns[1::2], strict=True)
+            f"USER: {u.content} ASSISTANT: {a.content}{eos}"
+            for u, a in zip(about.turns[::2], about.turns[1::2], strict=True)
         )
         text = f"{about.context} {history}USER: {message} ASSISTANT:"
         ids = self.tokenizer(text, add_special_tokens=True)["input_ids"]

@@ -97,7 +97,10 @@ class ScriptedEngine:
     ) -> list[list[int]]:
         out = []
         for ids in prompts:
-            text = self.tokenizer.decode(list(ids), skip_special_tokens=True)
+            ids = list(ids)
+            if ids and ids[0] == self.tokenizer.bos_token_id:
+                ids = ids[1:]  # keep other special tokens (an EOS inside a discussion) visible
+            text = self.tokenizer.decode(ids, skip_special_tokens=False)
             self.prompts.append(text)
             reply = self.respond(text)
             if stop_at_newline and "\n" in reply:
@@ -111,7 +114,9 @@ class ScriptedEngine:
         return out
 
 
-def scripted_judge(respond: Callable[[str], str] | str, tokenizer: Any | None = None, *, name: str = "scripted") -> Judge:
+def scripted_judge(
+    respond: Callable[[str], str] | str, tokenizer: Any | None = None, *, name: str = "scripted"
+) -> Judge:
     """A `Judge` that answers every prompt with ``respond(prompt_text)`` (or a fixed string).
 
     >>> judge = scripted_judge("8 9\\nAssistant 2 is more precise.")

@@ -48,13 +48,9 @@ class Turn:
 
     def __post_init__(self) -> None:
         if self.role not in ("user", "assistant"):
-            raise InvalidSampleError(
-                f"role must be 'user' or 'assistant', got {self.role!r}", field="role"
-            )
+            raise InvalidSampleError(f"role must be 'user' or 'assistant', got {self.role!r}", field="role")
         if not isinstance(self.content, str):
-            raise InvalidSampleError(
-                f"content must be a string, got {type(self.content).__name__}", field="content"
-            )
+            raise InvalidSampleError(f"content must be a string, got {type(self.content).__name__}", field="content")
 
 
 def _as_turn(value: Any) -> Turn:
@@ -65,9 +61,7 @@ def _as_turn(value: Any) -> Turn:
         role = value.get("role", value.get("from"))
         role = {"human": "user", "gpt": "assistant"}.get(role, role)
         return Turn(role=role, content=value.get("content", value.get("value")))
-    raise InvalidSampleError(
-        f"a turn must be a mapping with 'role' and 'content', got {type(value).__name__}"
-    )
+    raise InvalidSampleError(f"a turn must be a mapping with 'role' and 'content', got {type(value).__name__}")
 
 
 def _str_tuple(name: str, value: Any) -> tuple[str, ...]:
@@ -76,9 +70,7 @@ def _str_tuple(name: str, value: Any) -> tuple[str, ...]:
     out = tuple(value)
     for i, item in enumerate(out):
         if not isinstance(item, str):
-            raise InvalidSampleError(
-                f"item {i} must be a string, got {type(item).__name__}", field=f"{name}[{i}]"
-            )
+            raise InvalidSampleError(f"item {i} must be a string, got {type(item).__name__}", field=f"{name}[{i}]")
     return out
 
 
@@ -110,24 +102,18 @@ class Sample:
         record = None if self.id is None else str(self.id)
         try:
             if not isinstance(self.question, str):
-                raise InvalidSampleError(
-                    f"must be a string, got {type(self.question).__name__}", field="question"
-                )
+                raise InvalidSampleError(f"must be a string, got {type(self.question).__name__}", field="question")
             set_(self, "answers", _str_tuple("answers", self.answers))
             for name in ("reference", "gold", "mode"):
                 value = getattr(self, name)
                 if value is not None and not isinstance(value, str):
-                    raise InvalidSampleError(
-                        f"must be a string or null, got {type(value).__name__}", field=name
-                    )
+                    raise InvalidSampleError(f"must be a string or null, got {type(value).__name__}", field=name)
             if self.id is not None and not isinstance(self.id, str):
                 set_(self, "id", str(self.id))
             convs = []
             for k, conv in enumerate(self.conversations or ()):
                 if isinstance(conv, str | Mapping) or not isinstance(conv, Iterable):
-                    raise InvalidSampleError(
-                        "must be a list of turns", field=f"conversations[{k}]"
-                    )
+                    raise InvalidSampleError("must be a list of turns", field=f"conversations[{k}]")
                 turns = []
                 for t, turn in enumerate(conv):
                     try:
@@ -276,12 +262,7 @@ class Verdict:
     @property
     def tie(self) -> bool:
         """True when the judge gave the best score to more than one answer (never on abstain)."""
-        return (
-            not self.abstained
-            and self.scores is not None
-            and len(self.scores) >= 2
-            and self.winner is None
-        )
+        return not self.abstained and self.scores is not None and len(self.scores) >= 2 and self.winner is None
 
     @property
     def label(self) -> int | None:
@@ -295,9 +276,7 @@ class Verdict:
     def to_dict(self, *, prompt: bool = False) -> dict[str, Any]:
         """A JSON-ready dict (the ``verdict`` field of judgelm's JSONL output)."""
         out = asdict(self)
-        out["distributions"] = (
-            None if self.distributions is None else [d.to_dict() for d in self.distributions]
-        )
+        out["distributions"] = None if self.distributions is None else [d.to_dict() for d in self.distributions]
         out["tie"] = self.tie
         out["label"] = self.label
         if not prompt:
@@ -330,10 +309,7 @@ def verdict_from_dict(data: Mapping[str, Any]) -> Verdict:
         reason_code=data.get("reason_code"),
         distributions=None
         if dists is None
-        else tuple(
-            ScoreDistribution(tuple(d["values"]), tuple(d["probs"]), d.get("outside_mass", 0.0))
-            for d in dists
-        ),
+        else tuple(ScoreDistribution(tuple(d["values"]), tuple(d["probs"]), d.get("outside_mass", 0.0)) for d in dists),
         preference=None if pref is None else Preference(**pref),
         rank1_probs=tup(data.get("rank1_probs")),
         confidence=data.get("confidence"),

@@ -64,12 +64,15 @@ def multi_expected(n: int, answers: list[str], reference: str | None) -> str:
     words = {3: "three", 4: "four", 5: "five"}
     text = PAIRWISE
     extra = "".join(
-        f"[The Start of Assistant {k}'s Answer]\n{{answer_{k}}}\n\n[The End of Assistant {k}'s Answer]\n\n" for k in range(3, n + 1)
+        f"[The Start of Assistant {k}'s Answer]\n{{answer_{k}}}\n\n[The End of Assistant {k}'s Answer]\n\n"
+        for k in range(3, n + 1)
     )
     text = text.replace("[System]\n", extra + "[System]\n", 1)
     head, instr = text.split(INSTR_START)
     instr = instr.replace("two AI assistants", f"{words[n]} AI assistants")
-    instr = instr.replace("only two values", f"only {words[n]} values").replace("The two scores", f"The {words[n]} scores")
+    instr = instr.replace("only two values", f"only {words[n]} values").replace(
+        "The two scores", f"The {words[n]} scores"
+    )
     listing = ", ".join(str(k) for k in range(1, n)) + f" and {n}"
     instr = instr.replace("for Assistant 1 and 2", f"for Assistant {listing}")
     assert "two" not in instr
@@ -94,7 +97,12 @@ def test_mmvet_layout_and_gold_choice():
     prompt = get_format("mmvet").render(sample)
     head, _ = with_reference(PAIRWISE).split(INSTR_START)
     for gold in ("cat", "kitten and toy"):
-        expected = fill(head, question=Q, reference=gt, answer_1=gold, answer_2="a cat") + "[System]\n" + MMVET_INSTRUCTION + "\n\n### Response:10"
+        expected = (
+            fill(head, question=Q, reference=gt, answer_1=gold, answer_2="a cat")
+            + "[System]\n"
+            + MMVET_INSTRUCTION
+            + "\n\n### Response:10"
+        )
         if prompt.text == expected:
             break
     else:
@@ -133,9 +141,8 @@ def test_prompt_token_ids_match_raw_llama_tokenizer(llama_tokenizer):
 
 
 def test_transformers5_llama_tokenizer_is_repaired():
-    from transformers import LlamaTokenizerFast
-
     from conftest import LLAMA_TOKENIZER
+    from transformers import LlamaTokenizerFast
 
     broken = LlamaTokenizerFast.from_pretrained(str(LLAMA_TOKENIZER))
     fixed = repair_legacy_llama(broken)

@@ -12,6 +12,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
+from typing import TextIO
 
 from judgelm.io import Record, ResultWriter, error_record, output_record
 from judgelm.types import Verdict
@@ -25,10 +26,17 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("--mode", help="format for every sample (default: each record's mode, or inferred)")
     p.add_argument("--swap", action="store_true", help="judge both orders and average; report consistency")
     p.add_argument("--explain", action="store_true", help="let the judge write its explanation")
-    p.add_argument("--scoring", choices=["text", "logits"], default="text", help="how verdicts are read (default: text)")
+    p.add_argument(
+        "--scoring", choices=["text", "logits"], default="text", help="how verdicts are read (default: text)"
+    )
     p.add_argument("--official-parser", action="store_true", help="parse scores exactly like the reference code")
     p.add_argument("--no-reference", action="store_true", help="ignore references in the input")
-    p.add_argument("--truncation", choices=["answers", "error", "none"], default="answers", help="over-long prompts: shorten answers (default), refuse, or pass")
+    p.add_argument(
+        "--truncation",
+        choices=["answers", "error", "none"],
+        default="answers",
+        help="over-long prompts: shorten answers (default), refuse, or pass",
+    )
     p.add_argument("--batch-size", type=int, default=32, help="samples judged (and written) per step")
     p.add_argument("--max-new-tokens", type=int, help="generation budget (default: score line, or 512 with --explain)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
@@ -71,11 +79,11 @@ def verdict_row(key: str, v: Verdict) -> tuple[str, ...]:
     return key, v.format, scores, result, extra, " ".join(note.split())[:60]
 
 
-def print_table(rows: Sequence[tuple[str, ...]], file=sys.stdout) -> None:  # noqa: ANN001
+def print_table(rows: Sequence[tuple[str, ...]], file: TextIO | None = None) -> None:
     header = ("id", "format", "scores", "result", "swap", "note")
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
     for r in (header, tuple("-" * w for w in widths), *rows):
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip(), file=file)
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip(), file=file or sys.stdout)
 
 
 def summarize(verdicts: Sequence[Verdict], errors: int, skipped: int, seconds: float) -> str:
@@ -103,7 +111,9 @@ def run(args: argparse.Namespace) -> int:
 
     records = [_check(r) for r in read_samples(args.input, mode=args.mode)]
     if args.no_reference:
-        records = [r if r.sample is None else Record(r.line, r.key, r.raw, r.sample.replace(reference=None)) for r in records]
+        records = [
+            r if r.sample is None else Record(r.line, r.key, r.raw, r.sample.replace(reference=None)) for r in records
+        ]
     writer = ResultWriter(args.output) if args.output else None
     done = writer.done if writer else set()
     todo = [r for r in records if r.key not in done]
@@ -119,7 +129,11 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if good:
         judge = Judge.from_pretrained(
-            args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code, truncation=args.truncation
+            args.model,
+            device=args.device,
+            dtype=args.dtype,
+            trust_remote_code=args.trust_remote_code,
+            truncation=args.truncation,
         )
         bar = None
         if not args.quiet:

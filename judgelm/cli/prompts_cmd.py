@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from judgelm.modalities.text import encode, load_tokenizer
 
     tok = load_tokenizer(args.tokenizer) if args.tokenizer else None
-    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
     errors = 0
     try:
         for rec in read_samples(args.input, mode=args.mode):

@@ -99,7 +99,9 @@ class HFEngine:
         return restore_order(batches, results)  # type: ignore[return-value]
 
     @torch.inference_mode()
-    def _generate_batch(self, prompts: list[Sequence[int]], max_new_tokens: int, stop_at_newline: bool) -> list[list[int]]:
+    def _generate_batch(
+        self, prompts: list[Sequence[int]], max_new_tokens: int, stop_at_newline: bool
+    ) -> list[list[int]]:
         from transformers import DynamicCache
 
         dev = self.device
@@ -113,7 +115,9 @@ class HFEngine:
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=self.model.config)
         kv = {self.cache_kwarg: cache, "use_cache": True}
-        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1, **kv).logits[:, -1]  # [B, V]
+        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1, **kv).logits[
+            :, -1
+        ]  # [B, V]
         eos = torch.tensor(sorted(self.eos_ids), device=dev, dtype=torch.long)
         out = torch.empty((B, 0), dtype=torch.long, device=dev)
         done = torch.zeros(B, dtype=torch.bool, device=dev)

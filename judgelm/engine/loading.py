@@ -57,7 +57,9 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
             return torch.bfloat16
         return torch.float32
     try:
-        return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}.get(dtype) or getattr(torch, dtype)
+        return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}.get(dtype) or getattr(
+            torch, dtype
+        )
     except AttributeError:
         raise ValueError(f"unknown dtype {dtype!r}") from None
 

@@ -14,8 +14,8 @@ SYSTEM = "You are a helpful and precise assistant for checking the quality of th
 APPENDIX = "### Response:"
 
 _NUMBER_WORDS = (
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen twenty"
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen twenty"
 ).split()
 
 
@@ -111,10 +111,7 @@ def reference_block(reference: str | None) -> str:
 
 def answer_block(k: int, answer: str) -> str:
     """Assistant k's block (k counts from 1)."""
-    return (
-        f"[The Start of Assistant {k}'s Answer]\n{answer}\n\n"
-        f"[The End of Assistant {k}'s Answer]\n\n"
-    )
+    return f"[The Start of Assistant {k}'s Answer]\n{answer}\n\n[The End of Assistant {k}'s Answer]\n\n"
 
 
 def judgelm_prompt(

@@ -135,6 +135,7 @@ class Formatter(ABC):
 
     def validate(self, sample: Sample) -> None:
         """Raise `InvalidSampleError` if ``sample`` cannot be judged in this mode."""
+        return None  # every sample is fine unless a format says otherwise
 
     def prepare(self, sample: Sample) -> Sample:
         """Derive missing fields before rendering (e.g. a gold answer from the reference)."""
@@ -184,8 +185,7 @@ class Formatter(ABC):
         result: ParseResult = parse_verdict_line(
             line_text, spec.n_scores, official=official, score_range=spec.score_range
         )
-        head, _, rest = line_text.partition("\n")
-        explanation = rest.strip()
+        explanation = line_text.partition("\n")[2].strip()
         if result.scores is None:
             return ParsedJudgment(None, explanation, result.reason, result.reason_code)
         shown = result.scores[len(spec.forced) :]

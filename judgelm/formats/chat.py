@@ -71,7 +71,9 @@ class ChatFormat(Formatter):
             require(len(conv) >= 2, "a conversation needs a user turn and an assistant reply", field)
             for i, turn in enumerate(conv):
                 expected = "user" if i % 2 == 0 else "assistant"
-                require(turn.role == expected, f"turn {i} must be {expected!r}, got {turn.role!r}", f"{field}[{i}].role")
+                require(
+                    turn.role == expected, f"turn {i} must be {expected!r}, got {turn.role!r}", f"{field}[{i}].role"
+                )
             require(conv[-1].role == "assistant", "must end with an assistant turn", field)
         users = [tuple(t.content for t in conv if t.role == "user") for conv in convs]
         for k, u in enumerate(users[1:], start=1):
@@ -81,8 +83,7 @@ class ChatFormat(Formatter):
         n = len(sample.conversations)
         blocks = "".join(conversation_block(k, conv) for k, conv in enumerate(sample.conversations, start=1))
         text = (
-            f"{SYSTEM}\n{reference_block(sample.reference)}{blocks}"
-            f"[System]\n{instruction(n, chat=True)}\n\n{APPENDIX}"
+            f"{SYSTEM}\n{reference_block(sample.reference)}{blocks}[System]\n{instruction(n, chat=True)}\n\n{APPENDIX}"
         )
         return text, VerdictSpec(n_scores=n)
 
@@ -92,7 +93,6 @@ class ChatFormat(Formatter):
     def with_shortened(self, sample: Sample, texts: Sequence[str]) -> Sample:
         it = iter(texts)
         convs = tuple(
-            tuple(Turn(t.role, next(it)) if t.role == "assistant" else t for t in conv)
-            for conv in sample.conversations
+            tuple(Turn(t.role, next(it)) if t.role == "assistant" else t for t in conv) for conv in sample.conversations
         )
         return sample.replace(conversations=convs)

@@ -53,7 +53,9 @@ def _tolerant(text: str, n: int, score_range: tuple[float, float]) -> ParseResul
     if _PLAIN.match(first):
         found = [float(m.group(1)) for m in _PLAIN_ITEM.finditer(first)]
         if len(found) != n:
-            return ParseResult(None, f"expected {n} scores on the first line, found {len(found)}: {first!r}", "unparseable")
+            return ParseResult(
+                None, f"expected {n} scores on the first line, found {len(found)}: {first!r}", "unparseable"
+            )
         scores = found
     else:
         labelled = _LABELLED.findall(first)

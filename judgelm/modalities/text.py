@@ -128,10 +128,14 @@ class EncodedPrompt:
     truncation: tuple[Truncation, ...] = ()
 
 
-def _truncation_records(formatter: Formatter, sample: Sample, before: list[int], after: list[int]) -> tuple[Truncation, ...]:
+def _truncation_records(
+    formatter: Formatter, sample: Sample, before: list[int], after: list[int]
+) -> tuple[Truncation, ...]:
     records = []
     if sample.conversations:  # chat: assistant turns, conversation by conversation
-        slots = [(c, i) for c, conv in enumerate(sample.conversations) for i, t in enumerate(conv) if t.role == "assistant"]
+        slots = [
+            (c, i) for c, conv in enumerate(sample.conversations) for i, t in enumerate(conv) if t.role == "assistant"
+        ]
     else:
         slots = [(None, i) for i in range(len(before))]
     for (conv, idx), b, a in zip(slots, before, after, strict=True):

@@ -1,0 +1,126 @@
+"""The `judgelm` command end to end on a tiny model saved like a real checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from judgelm.cli import main
+
+
+def write_samples(path, n, bad=()):
+    with path.open("w") as f:
+        for i in range(n):
+            if i in bad:
+                f.write(json.dumps({"id": f"s{i}", "question": "q", "answers": "not a list"}) + "\n")
+            else:
+                f.write(
+                    json.dumps(
+                        {"id": f"s{i}", "question": f"What is {i}+{i}?", "answers": [str(2 * i), str(2 * i + 1)]}
+                    )
+                    + "\n"
+                )
+
+
+def read_out(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_formats_lists_every_mode(capsys):
+    assert main(["formats"]) == 0
+    out = capsys.readouterr().out
+    for name in ("pairwise", "single", "multi", "mmvet", "chat"):
+        assert name in out
+
+
+def test_prompts_writes_exact_prompts(tmp_path, capsys):
+    from judgelm import Sample, get_format
+
+    src = tmp_path / "in.jsonl"
+    write_samples(src, 2)
+    out = tmp_path / "prompts.jsonl"
+    assert main(["prompts", str(src), "-o", str(out), "--swap", "--tokenizer", "tests/assets/llama-tokenizer"]) == 0
+    rows = read_out(out)
+    assert len(rows) == 4 and rows[1]["order"] == [1, 0]
+    expected = get_format("pairwise").render(Sample("What is 0+0?", ("0", "1"))).text
+    assert rows[0]["prompt"] == expected and rows[0]["input_ids"][0] == 1
+
+
+def test_judge_writes_verdicts_errors_and_resumes(tmp_path, tiny_model_dir, capsys):
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_samples(src, 5, bad={2})
+    args = [
+        "judge",
+        str(src),
+        "-o",
+        str(out),
+        "--model",
+        str(tiny_model_dir),
+        "--device",
+        "cpu",
+        "--batch-size",
+        "2",
+        "--quiet",
+    ]
+    assert main(args) == 0
+    rows = read_out(out)
+    assert sorted(r["id"] for r in rows) == [f"s{i}" for i in range(5)]
+    err = next(r for r in rows if r["id"] == "s2")
+    assert err["line"] == 3 and err["error"]["field"] == "answers"
+    ok = next(r for r in rows if r["id"] == "s0")
+    assert ok["question"] == "What is 0+0?" and "verdict" in ok and "pred_text" in ok
+    assert "judged 4" in capsys.readouterr().err
+    # re-running resumes: nothing judged twice
+    assert main(args) == 0
+    assert len(read_out(out)) == 5
+    assert "already done: 5" in capsys.readouterr().err
+
+
+def test_judge_prints_table_without_output(tmp_path, tiny_model_dir, capsys):
+    src = tmp_path / "in.jsonl"
+    write_samples(src, 2)
+    assert main(["judge", str(src), "--model", str(tiny_model_dir), "--device", "cpu", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[:3] == ["id", "format", "scores"] and "s1" in out
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_killed_job_resumes_with_every_record_once(tmp_path, tiny_model_dir):
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_samples(src, 40)
+    cmd = [
+        sys.executable,
+        "-m",
+        "judgelm",
+        "judge",
+        str(src),
+        "-o",
+        str(out),
+        "--model",
+        str(tiny_model_dir),
+        "--device",
+        "cpu",
+        "--batch-size",
+        "1",
+        "--quiet",
+        "--max-new-tokens",
+        "8",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not out.exists() or len(out.read_bytes().splitlines()) < 3):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = len(out.read_bytes().splitlines())
+    assert 3 <= partial < 40, "the job should have been killed midway"
+    assert subprocess.run(cmd, env=env, stderr=subprocess.DEVNULL).returncode == 0
+    ids = [r["id"] for r in read_out(out)]
+    assert sorted(ids) == sorted(f"s{i}" for i in range(40)) and len(ids) == len(set(ids))

@@ -1,0 +1,149 @@
+"""`Judge`: batching, combination of orders, abstains, truncation, generation vs HF generate."""
+
+from __future__ import annotations
+
+import torch
+
+from judgelm import Judge, Sample, Turn
+from judgelm.testing import ScriptedEngine, scripted_judge
+
+
+def test_helpers_wrap_judge():
+    judge = scripted_judge(
+        lambda p: " 7\nok" if p.endswith("### Response:10") else "3 9 6\nx" if "three AI" in p else "8 9\nx"
+    )
+    assert judge.compare("q", "a", "b").scores == (8.0, 9.0)
+    graded = judge.grade("q", "answer", gold="gold")
+    assert graded.scores == (7.0,) and graded.winner is None and not graded.abstained
+    ranked = judge.rank("q", ["a", "b", "c"])
+    assert ranked.ranking == (1, 2, 0) and ranked.winner == 1
+
+
+def test_swap_uses_reversed_order_and_maps_back():
+    # the judge always prefers whatever is shown second: a position-biased judge
+    judge = scripted_judge("5 9\n")
+    v = judge.compare("q", "a", "b", swap=True)
+    assert v.provenance.orders == ((0, 1), (1, 0))
+    assert v.order_scores == ((5.0, 9.0), (9.0, 5.0))
+    assert v.scores == (7.0, 7.0) and v.tie and v.consistent is False
+
+
+def test_swap_consistent_judge():
+    judge = scripted_judge(lambda p: "9 5\n" if p.index("AAA") < p.index("BBB") else "5 9\n")
+    v = judge.compare("q", "AAA", "BBB", swap=True)
+    assert v.consistent is True and v.winner == 0 and v.scores == (9.0, 5.0)
+
+
+def test_multi_swap_is_cyclic():
+    judge = scripted_judge("1 2 3\n")
+    v = judge.rank("q", ["a", "b", "c"], swap=True)
+    assert len(v.provenance.orders) == 3
+    assert v.scores == (2.0, 2.0, 2.0) and v.consistent is False
+
+
+def test_one_failed_order_keeps_the_other():
+    judge = scripted_judge(lambda p: "garbage" if p.index("AAA") > p.index("BBB") else "9 5\n")
+    v = judge.compare("q", "AAA", "BBB", swap=True)
+    assert not v.abstained and v.scores == (9.0, 5.0) and v.consistent is None
+    assert v.order_scores[1] is None
+
+
+def test_invalid_samples_abstain_and_others_go_on():
+    judge = scripted_judge("8 9\n")
+    out = judge.judge([Sample("q", ("a", "b", "c"), mode="pairwise", id="bad"), Sample("q", ("a", "b"), id="ok")])
+    assert out[0].abstained and out[0].reason_code == "invalid_input" and "answers" in out[0].reason
+    assert out[1].scores == (8.0, 9.0)
+
+
+def test_official_parser_option():
+    judge = scripted_judge("8, 9\n")
+    assert judge.compare("q", "a", "b").scores == (8.0, 9.0)
+    v = judge.compare("q", "a", "b", official_parser=True)
+    assert v.abstained and v.reason_code == "unparseable"
+
+
+def test_explain_keeps_explanation_and_fast_eval_stops_at_newline():
+    judge = scripted_judge("8 9\nAssistant 2 is right.")
+    assert judge.compare("q", "a", "b").text == "8 9\n"
+    v = judge.compare("q", "a", "b", explain=True)
+    assert v.explanation == "Assistant 2 is right." and v.text == "8 9\nAssistant 2 is right."
+
+
+def test_compare_chats():
+    judge = scripted_judge("4 8\n")
+    a = [Turn("user", "hi"), Turn("assistant", "hello"), Turn("user", "2+2?"), Turn("assistant", "5")]
+    b = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hey"},
+        {"role": "user", "content": "2+2?"},
+        {"role": "assistant", "content": "4"},
+    ]
+    v = judge.compare_chats(a, b)
+    assert v.format == "chat" and v.winner == 1
+    assert "### Assistant 2:\n4" in judge.engine.prompts[-1]
+    mismatched = [*b[:2], {"role": "user", "content": "3+3?"}, b[3]]
+    bad = judge.compare_chats(a, mismatched)
+    assert bad.abstained and "same user turns" in bad.reason
+
+
+def test_truncation_shortens_answers_only(llama_tokenizer):
+    engine = ScriptedEngine(llama_tokenizer, "8 9\n", context_length=400)
+    judge = Judge(None, llama_tokenizer, engine=engine)
+    long_a, long_b = "alpha " * 400, "beta " * 50
+    v = judge.compare("question?", long_a, long_b)
+    assert not v.abstained
+    trunc = {t.answer: t for t in v.provenance.truncation}
+    assert 0 in trunc and trunc[0].kept_tokens < trunc[0].original_tokens
+    assert v.prompt.endswith("### Response:") and "[System]\nWe would like" in v.prompt
+    assert len(llama_tokenizer(v.prompt)["input_ids"]) <= 400 - 12
+    refused = judge.compare("question?", long_a, long_b, truncation="error")
+    assert refused.abstained and refused.reason_code == "too_long"
+
+
+def test_engine_generation_equals_hf_generate(tiny_judge, llama_tokenizer):
+    samples = [
+        Sample("Q?", ("a", "b")),
+        Sample("A much longer question " * 5, ("x " * 20, "y")),
+        Sample("q", ("one",), gold="g"),
+    ]
+    prompts = [tiny_judge.encode(s)[0].input_ids for s in samples]
+    got = tiny_judge.engine.generate(prompts, max_new_tokens=12)
+    model = tiny_judge.model
+    for ids, out in zip(prompts, got, strict=True):
+        ref = model.generate(
+            torch.tensor([ids]),
+            max_new_tokens=12,
+            do_sample=False,
+            eos_token_id=llama_tokenizer.eos_token_id,
+            pad_token_id=0,
+        )
+        ref_new = ref[0, len(ids) :].tolist()
+        if llama_tokenizer.eos_token_id in ref_new:
+            ref_new = ref_new[: ref_new.index(llama_tokenizer.eos_token_id) + 1]
+        assert out == ref_new
+
+
+def test_newline_stop(tiny_judge):
+    ids = tiny_judge.encode(Sample("Q?", ("a", "b")))[0].input_ids
+    out = tiny_judge.engine.generate([ids], max_new_tokens=30, stop_at_newline=True)[0]
+    texts = [tiny_judge.tokenizer.decode([t]) for t in out]
+    assert all("\n" not in t for t in texts[:-1])
+
+
+def test_discuss_keeps_history():
+    judge = scripted_judge(lambda p: "8 9\nbecause" if p.endswith("### Response:") else f"reply {p.count('USER:')}")
+    v = judge.compare("q", "a", "b", explain=True)
+    d = judge.discuss(v, "Why is 2 better?")
+    assert d.reply == "reply 1"
+    assert judge.engine.prompts[-1].endswith("8 9\nbecause USER: Why is 2 better? ASSISTANT:")
+    d2 = judge.discuss(d, "And 1?")
+    assert d2.reply == "reply 2" and len(d2.turns) == 4
+    assert "ASSISTANT: reply 1</s>USER: And 1? ASSISTANT:" in judge.engine.prompts[-1]
+
+
+def test_save_and_load_round_trip(tiny_judge, tmp_path):
+    tiny_judge.save_pretrained(tmp_path)
+    assert (tmp_path / "judge.json").exists() and any(tmp_path.glob("*.safetensors"))
+    again = Judge.from_pretrained(str(tmp_path), device="cpu")
+    s = [Sample("Q?", ("a", "b"))]
+    assert again.judge(s)[0].text == tiny_judge.judge(s)[0].text
