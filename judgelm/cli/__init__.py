@@ -14,6 +14,9 @@ COMMANDS = {
     "judge": "judge_cmd",
     "prompts": "prompts_cmd",
     "formats": "formats_cmd",
+    "eval": "eval_cmd",
+    "audit": "audit_cmd",
+    "bench": "bench_cmd",
 }
 
 
