@@ -1,17 +1,24 @@
 """`Judge`: the front door. It composes formatter -> prompt -> engine -> verdict.
 
 Every helper (`compare`, `grade`, `rank`, `compare_chats`) wraps the one batched `Judge.judge`.
+Two ways to read a verdict:
+
+- ``scoring="logits"`` (the default when the engine can): the scoring head reads the judge's
+  probability of every allowed verdict line from its logits — no text is parsed, nothing fails
+  silently; a verdict whose probability mostly lies outside the grammar abstains.
+- ``scoring="text"``: greedy generation, then the score line is parsed (the reference behaviour).
 """
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from judgelm import __version__
+from judgelm.calibration import Calibration
 from judgelm.config import JudgeConfig
 from judgelm.errors import InvalidSampleError, PromptTooLongError
 from judgelm.formats import get_format, infer_mode
@@ -21,11 +28,13 @@ from judgelm.types import Provenance, Sample, Turn, Verdict, as_samples
 
 __all__ = ["Discussion", "Judge"]
 
-Scoring = Literal["text", "logits"]
+Scoring = Literal["auto", "logits", "text"]
+SlotStrategy = Literal["auto", "joint", "greedy"]
 
 # New tokens for a score line: a few tokens per score ("10" is 2 tokens + a separator) + slack.
 _SCORE_LINE_TOKENS_PER_SCORE = 4
 DEFAULT_EXPLAIN_TOKENS = 512
+DEFAULT_ABSTAIN_THRESHOLD = 0.5  # abstain when more probability than this lies outside the grammar
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,9 @@ class _Job:
     sample: Sample
     format: Formatter | None = None
     encoded: tuple[EncodedPrompt, ...] = ()
+    images: tuple[Any, ...] | None = None  # preprocessed image tensors, for vision judges
+    texts: list[str] = field(default_factory=list)  # generated continuations, one per order
+    scores: list[Any] = field(default_factory=list)  # PromptScores, one per order
     verdict: Verdict | None = None  # set early when the sample is refused
 
 
@@ -69,6 +81,7 @@ class Judge:
         truncation: TruncationPolicy = "answers",
         max_batch_tokens: int | None = None,
         config: JudgeConfig | None = None,
+        abstain_threshold: float = DEFAULT_ABSTAIN_THRESHOLD,
     ):
         from judgelm.engine.hf import HFEngine
 
@@ -78,6 +91,7 @@ class Judge:
         self.engine = engine or HFEngine(model, tokenizer, max_batch_tokens=max_batch_tokens)
         self.truncation: TruncationPolicy = truncation
         self.config = config or JudgeConfig()
+        self.abstain_threshold = abstain_threshold
 
     @classmethod
     def from_pretrained(
@@ -95,19 +109,28 @@ class Judge:
     ) -> Judge:
         """Load any Hugging Face causal LM as a judge (a local folder, a hub id, a .gguf file, or
         ``None`` for the embedded SmolLM2 demo judge). Safetensors are preferred, torch files
-        load with ``weights_only=True``, and remote code runs only with ``trust_remote_code``."""
+        load with ``weights_only=True``, and remote code runs only with ``trust_remote_code``.
+        A ``judge.json`` beside the weights (calibration, vision tower) is applied."""
         from judgelm.engine.loading import load_model_and_tokenizer
 
-        model, tokenizer, name = load_model_and_tokenizer(
-            name_or_path,
-            device=device,
-            dtype=dtype,
-            trust_remote_code=trust_remote_code,
-            revision=revision,
-            gguf_file=gguf_file,
-            **model_kwargs,
-        )
         config = JudgeConfig.load(name_or_path) if name_or_path and Path(name_or_path).is_dir() else None
+        if config is not None and config.vision:
+            from judgelm.engine.loading import resolve_device, resolve_dtype
+            from judgelm.vision import load_vision_judge
+
+            dev = resolve_device(device)
+            model, tokenizer = load_vision_judge(name_or_path, device=dev, dtype=resolve_dtype(dtype, dev))
+            name = name_or_path
+        else:
+            model, tokenizer, name = load_model_and_tokenizer(
+                name_or_path,
+                device=device,
+                dtype=dtype,
+                trust_remote_code=trust_remote_code,
+                revision=revision,
+                gguf_file=gguf_file,
+                **model_kwargs,
+            )
         return cls(model, tokenizer, name=name, truncation=truncation, max_batch_tokens=max_batch_tokens, config=config)
 
     def save_pretrained(self, folder: str | Path) -> Path:
@@ -115,10 +138,23 @@ class Judge:
         the same judge."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        if hasattr(self.model, "embed_inputs"):
+            from judgelm.vision import save_vision_judge
+
+            save_vision_judge(self.model, self.tokenizer, folder, config=self.config)
+            return folder
         self.model.save_pretrained(folder, safe_serialization=True)
         self.tokenizer.save_pretrained(folder)
         self.config.save(folder)
         return folder
+
+    @property
+    def calibration(self) -> Calibration:
+        return Calibration.from_dict(self.config.calibration)
+
+    @calibration.setter
+    def calibration(self, value: Calibration) -> None:
+        self.config = self.config.replace(calibration=value.to_dict())
 
     # ---- the batched call -------------------------------------------------------------------
     def judge(
@@ -128,47 +164,60 @@ class Judge:
         mode: str | None = None,
         swap: bool = False,
         explain: bool = False,
-        scoring: Scoring = "text",
+        scoring: Scoring = "auto",
+        slots: SlotStrategy = "auto",
         max_new_tokens: int | None = None,
         official_parser: bool = False,
         truncation: TruncationPolicy | None = None,
+        calibrated: bool = True,
         on_progress: Callable[[int], None] | None = None,
     ) -> list[Verdict]:
         """Judge samples in one batched pass; one `Verdict` per sample, in order.
 
         - ``mode``: a format name for all samples (default: each sample's ``mode`` or inferred).
         - ``swap``: also judge with the candidates re-ordered (reversed for pairs, rotated for N)
-          and average; ``Verdict.consistent`` tells whether the orders agreed.
-        - ``explain``: let the judge write its explanation; otherwise generation stops at the
-          first newline like the reference "fast eval".
-        - ``official_parser``: read scores exactly like the reference ``parse_score``.
+          and average; ``Verdict.consistent`` / ``inconsistency`` tell whether the orders agreed.
+        - ``explain``: also let the judge write its explanation (generation); otherwise text
+          generation stops at the first newline like the reference "fast eval".
+        - ``scoring``: ``"logits"`` reads verdict distributions from the logits, ``"text"`` parses
+          generated text; ``"auto"`` is logits when the engine supports it.
+        - ``slots``: for logit scoring of several answers, ``"joint"`` (exact joint distribution),
+          ``"greedy"`` (each slot given the most probable earlier ones), ``"auto"`` (joint when
+          at most 400 verdict lines).
+        - ``official_parser``: (text scoring) read scores exactly like the reference ``parse_score``.
+        - ``calibrated``: apply the judge's fitted calibration (logit scoring).
 
         A sample that cannot be judged (wrong shape, too long under ``truncation="error"``, an
         unreadable verdict) gets an abstained verdict with a reason; it never raises for those.
         """
-        if scoring not in ("text", "logits"):
-            raise ValueError(f"scoring must be 'text' or 'logits', got {scoring!r}")
-        if scoring == "logits":
-            raise NotImplementedError("logit scoring arrives with the scoring head")
+        kind = self._resolve_scoring(scoring)
         policy = truncation or self.truncation
         jobs = [self._prepare(s, mode, swap, explain, max_new_tokens, policy) for s in as_samples(samples)]
-        flat = [(j, e) for j in jobs if j.verdict is None for e in j.encoded]
-        if flat:
-            budget = max_new_tokens or self._default_new_tokens(explain, flat)
-            outputs = self.engine.generate(
-                [e.input_ids for _, e in flat],
-                max_new_tokens=budget,
-                stop_at_newline=not explain,
-                on_batch=on_progress,
-            )
-            texts = self.tokenizer.batch_decode(outputs, skip_special_tokens=True)
-            by_job: dict[int, list[str]] = {}
-            for (job, _), text in zip(flat, texts, strict=True):
-                by_job.setdefault(id(job), []).append(text)
-            for job in jobs:
-                if job.verdict is None:
-                    job.verdict = self._combine(job, by_job[id(job)], official_parser, explain)
+        live = [j for j in jobs if j.verdict is None]
+        if live and kind == "logits":
+            self._run_logits(live, slots, on_progress)
+        if live and (kind == "text" or explain):
+            self._run_generation(live, explain, max_new_tokens, None if kind == "logits" else on_progress)
+        calibration = self.calibration if calibrated else Calibration()
+        for job in live:
+            if kind == "logits":
+                job.verdict = self._logit_verdict(job, explain, calibration)
+            else:
+                job.verdict = self._text_verdict(job, official_parser, explain)
         return [j.verdict for j in jobs]  # type: ignore[misc]
+
+    def raw_scores(
+        self, samples: Sequence[Sample], *, mode: str | None = None, swap: bool = False, slots: SlotStrategy = "auto"
+    ) -> list[tuple[tuple[Any, ...], tuple[tuple[int, ...], ...]] | None]:
+        """Uncalibrated verdict distributions (`PromptScores` per order) and the orders, per
+        sample (``None`` for samples that cannot be judged); what calibration is fitted on."""
+        jobs = [self._prepare(s, mode, swap, False, None, self.truncation) for s in samples]
+        live = [j for j in jobs if j.verdict is None]
+        if live:
+            self._run_logits(live, slots, None)
+        return [
+            None if j.verdict is not None else (tuple(j.scores), tuple(e.prompt.order for e in j.encoded)) for j in jobs
+        ]
 
     def encode(
         self, sample: Sample, *, mode: str | None = None, swap: bool = False, explain: bool = False
@@ -181,11 +230,14 @@ class Judge:
             fit_prompt(fmt, sample, o, self.tokenizer, budget, self.truncation) for o in fmt.orders(sample, swap)
         )
 
-    def _default_new_tokens(self, explain: bool, flat: list[tuple[_Job, EncodedPrompt]]) -> int:
-        if explain:
-            return DEFAULT_EXPLAIN_TOKENS
-        n_scores = max(e.prompt.spec.n_scores for _, e in flat)
-        return _SCORE_LINE_TOKENS_PER_SCORE * n_scores + 4
+    # ---- internals ----------------------------------------------------------------------------
+    def _resolve_scoring(self, scoring: Scoring) -> Literal["logits", "text"]:
+        if scoring not in ("auto", "logits", "text"):
+            raise ValueError(f"scoring must be 'auto', 'logits' or 'text', got {scoring!r}")
+        can = hasattr(self.engine, "tree_forward")
+        if scoring == "logits" and not can:
+            raise ValueError("this judge's engine cannot read logits; use scoring='text'")
+        return "logits" if scoring == "logits" or (scoring == "auto" and can) else "text"
 
     def _prompt_budget(self, explain: bool, max_new_tokens: int | None, n_scores: int) -> int:
         reserve = max_new_tokens or (DEFAULT_EXPLAIN_TOKENS if explain else _SCORE_LINE_TOKENS_PER_SCORE * n_scores + 4)
@@ -208,11 +260,73 @@ class Judge:
             orders = job.format.orders(sample, swap)
             budget = self._prompt_budget(explain, max_new_tokens, job.format.n_candidates(sample) + 1)
             job.encoded = tuple(fit_prompt(job.format, sample, o, self.tokenizer, budget, policy) for o in orders)
+            if job.encoded[0].prompt.images:
+                job.images = self._load_images(sample, job.encoded[0].prompt.images)
         except InvalidSampleError as e:
-            job.verdict = self._abstain(sample, name, "invalid_input", str(e))
+            code = "input_error" if (e.field or "").startswith("images") else "invalid_input"
+            job.verdict = self._abstain(sample, name, code, str(e))
         except PromptTooLongError as e:
             job.verdict = self._abstain(sample, name, "too_long", str(e))
         return job
+
+    def _load_images(self, sample: Sample, images: Sequence[Any]) -> tuple[Any, ...]:
+        if not hasattr(self.model, "embed_inputs"):
+            raise InvalidSampleError(
+                "this judge has no vision tower; load a vision judge for image formats", field="images"
+            )
+        from judgelm.modalities.image import load_image
+
+        return tuple(
+            self.model.preprocess(load_image(src, sample_id=sample.id, index=i)) for i, src in enumerate(images)
+        )
+
+    def _flat_prompts(self, jobs: Sequence[_Job]) -> tuple[list[tuple[_Job, EncodedPrompt]], list[Any] | None]:
+        flat = [(j, e) for j in jobs for e in j.encoded]
+        images = [list(j.images or ()) for j, _ in flat] if any(j.images for j in jobs) else None
+        return flat, images
+
+    def _run_logits(self, jobs: Sequence[_Job], slots: SlotStrategy, on_progress: Callable[[int], None] | None) -> None:
+        from judgelm.scoring.scorer import score_prompts
+
+        flat, images = self._flat_prompts(jobs)
+        results = score_prompts(
+            self.engine, self.tokenizer, [e for _, e in flat], strategy=slots, images=images, on_batch=on_progress
+        )
+        for (job, _), res in zip(flat, results, strict=True):
+            job.scores.append(res)
+
+    def _run_generation(
+        self, jobs: Sequence[_Job], explain: bool, max_new_tokens: int | None, on_progress: Callable[[int], None] | None
+    ) -> None:
+        flat, images = self._flat_prompts(jobs)
+        if max_new_tokens is None:
+            n_scores = max(e.prompt.spec.n_scores for _, e in flat)
+            max_new_tokens = DEFAULT_EXPLAIN_TOKENS if explain else _SCORE_LINE_TOKENS_PER_SCORE * n_scores + 4
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": max_new_tokens,
+            "stop_at_newline": not explain,
+            "on_batch": on_progress,
+        }
+        if images is not None:
+            kwargs["images"] = images
+        outputs = self.engine.generate([e.input_ids for _, e in flat], **kwargs)
+        texts = self.tokenizer.batch_decode(outputs, skip_special_tokens=True)
+        for (job, _), text in zip(flat, texts, strict=True):
+            job.texts.append(text)
+
+    def _provenance(self, job: _Job, scoring: Literal["text", "logits"]) -> Provenance:
+        assert job.format is not None
+        first = job.encoded[0]
+        return Provenance(
+            model=self.name,
+            format=job.format.name,
+            template_hash=first.prompt.template_hash,
+            orders=tuple(e.prompt.order for e in job.encoded),
+            scoring=scoring,
+            truncation=first.truncation,
+            with_reference=first.prompt.with_reference,
+            judgelm_version=__version__,
+        )
 
     def _abstain(
         self, sample: Sample, fmt: str, code: str, reason: str, *, provenance: Provenance | None = None, **kw: Any
@@ -231,24 +345,18 @@ class Judge:
             **kw,  # type: ignore[arg-type]
         )
 
-    def _combine(self, job: _Job, texts: list[str], official: bool, explain: bool) -> Verdict:
+    def _text_verdict(self, job: _Job, official: bool, explain: bool) -> Verdict:
         assert job.format is not None
-        fmt, first = job.format, job.encoded[0]
+        fmt = job.format
         parsed: list[ParsedJudgment] = [
-            fmt.parse(t, e.prompt, official=official) for t, e in zip(texts, job.encoded, strict=True)
+            fmt.parse(t, e.prompt, official=official) for t, e in zip(job.texts, job.encoded, strict=True)
         ]
-        prov = Provenance(
-            model=self.name,
-            format=fmt.name,
-            template_hash=first.prompt.template_hash,
-            orders=tuple(e.prompt.order for e in job.encoded),
-            scoring="text",
-            truncation=first.truncation,
-            with_reference=first.prompt.with_reference,
-            judgelm_version=__version__,
-        )
-        order_scores = tuple(p.scores for p in parsed)
-        common = {"text": texts[0], "order_scores": order_scores, "prompt": first.prompt.text}
+        prov = self._provenance(job, "text")
+        common = {
+            "text": job.texts[0],
+            "order_scores": tuple(p.scores for p in parsed),
+            "prompt": job.encoded[0].prompt.text,
+        }
         ok = [p for p in parsed if p.scores is not None]
         if not ok:
             bad = parsed[0]
@@ -273,6 +381,35 @@ class Judge:
             consistent=(len(winners) == 1) if len(ok) >= 2 else None,
             **common,
         )
+
+    def _logit_verdict(self, job: _Job, explain: bool, calibration: Calibration) -> Verdict:
+        from judgelm.scoring.combine import combine_orders
+
+        assert job.format is not None
+        c = combine_orders(job.scores, [e.prompt.order for e in job.encoded], calibration)
+        text = job.texts[0] if job.texts else None
+        fields: dict[str, Any] = {
+            "sample_id": job.sample.id,
+            "format": job.format.name,
+            "provenance": self._provenance(job, "logits"),
+            "distributions": c.distributions,
+            "preference": c.preference,
+            "rank1_probs": c.rank1_probs,
+            "confidence": c.confidence,
+            "order_scores": c.order_scores,
+            "consistent": c.consistent,
+            "inconsistency": c.inconsistency,
+            "text": text,
+            "explanation": text.partition("\n")[2].strip() if explain and text is not None else None,
+            "prompt": job.encoded[0].prompt.text,
+        }
+        if c.outside_mass > self.abstain_threshold:
+            reason = (
+                f"{c.outside_mass:.0%} of the judge's probability lies outside the verdict grammar "
+                f"(threshold {self.abstain_threshold:.0%})"
+            )
+            return Verdict(scores=None, abstained=True, reason=reason, reason_code="outside_grammar", **fields)
+        return Verdict(scores=c.scores, winner=c.winner, ranking=c.ranking, **fields)
 
     # ---- helpers: each is one sample through `judge` ----------------------------------------
     def compare(
@@ -309,11 +446,12 @@ class Judge:
 
         The judge sees its prompt and verdict, then Vicuna-v1.1 turns
         (``USER: ... ASSISTANT: ...</s>``), as in the JudgeLM demo. Pass the returned
-        `Discussion` back in to go on; `Discussion.reply` is the latest answer."""
+        `Discussion` back in to go on; `Discussion.reply` is the latest answer. A verdict read
+        from logits is shown to the judge as its most likely score line."""
         if isinstance(about, Verdict):
-            if about.prompt is None or about.text is None:
-                raise ValueError("this verdict has no prompt/text to discuss (judged with scoring='logits'?)")
-            about = Discussion(context=about.prompt + about.text)
+            if about.prompt is None:
+                raise ValueError("this verdict has no prompt to discuss")
+            about = Discussion(context=about.prompt + (about.text if about.text is not None else _score_line(about)))
         eos = self.tokenizer.eos_token or ""
         history = "".join(
             f"USER: {u.content} ASSISTANT: {a.content}{eos}"
@@ -324,6 +462,14 @@ class Judge:
         out = self.engine.generate([ids], max_new_tokens=max_new_tokens)[0]
         reply = self.tokenizer.decode(out, skip_special_tokens=True).strip()
         return Discussion(about.context, (*about.turns, Turn("user", message), Turn("assistant", reply)))
+
+
+def _score_line(verdict: Verdict) -> str:
+    """The most likely score line of a logit verdict, as the judge would have written it."""
+    if not verdict.distributions:
+        return ""
+    line = " ".join(f"{d.mode:g}" for d in verdict.distributions)
+    return (" " if verdict.prompt and verdict.prompt.endswith("10") else "") + line + "\n"
 
 
 def _winner(scores: Sequence[float]) -> int | None:

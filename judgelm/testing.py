@@ -125,3 +125,82 @@ def scripted_judge(
     """
     tokenizer = tokenizer or byte_tokenizer()
     return Judge(None, tokenizer, name=name, engine=ScriptedEngine(tokenizer, respond))
+
+
+_NEVER = -1e9  # log-probability of an impossible token (finite: one-hot @ W must not hit 0 * inf)
+
+
+class BigramLM:
+    """A causal LM with hand-set next-token probabilities that depend only on the current token.
+
+    ``rules[token][next_token] = probability``; the rest of each row's mass is spread evenly over
+    the other tokens (so the stated probabilities are exact), and tokens without a rule predict
+    uniformly. Use it to pin exact verdict distributions in tests:
+
+    >>> tok = byte_tokenizer()
+    >>> colon, eight, nine = (tok.convert_tokens_to_ids(c) for c in ":89")
+    >>> lm = BigramLM(len(tok), {colon: {eight: 0.6, nine: 0.4}})
+    """
+
+    def __new__(cls, vocab_size: int, rules: dict[int, dict[int, float]], *, max_positions: int = 4096) -> Any:
+        import math
+        from types import SimpleNamespace
+
+        import torch
+        from torch import nn
+        from transformers import LlamaConfig
+
+        contexts = {tok: k + 1 for k, tok in enumerate(sorted(rules))}  # context 0 = "no rule"
+        weight = torch.full((vocab_size, len(contexts) + 1), -math.log(vocab_size))
+        for tok, nexts in rules.items():
+            col = contexts[tok]
+            rest = 1.0 - sum(nexts.values())
+            if rest < -1e-9:
+                raise ValueError(f"probabilities after token {tok} sum to more than 1")
+            others = vocab_size - len(nexts)
+            weight[:, col] = math.log(rest / others) if rest > 1e-12 and others else _NEVER
+            for nxt, p in nexts.items():
+                weight[nxt, col] = math.log(p) if p > 0 else _NEVER
+        lookup = torch.zeros(vocab_size, dtype=torch.long)
+        for tok, col in contexts.items():
+            lookup[tok] = col
+
+        class _Decoder(nn.Module):
+            def forward(self, input_ids: Any = None, cache: Any = None, past_key_values: Any = None, **_: Any) -> Any:
+                kv = cache if cache is not None else past_key_values
+                if kv is not None:  # keep the cache length honest so callers can crop it
+                    B, T = input_ids.shape
+                    kv.update(torch.zeros(B, 1, T, 1), torch.zeros(B, 1, T, 1), 0)
+                hidden = nn.functional.one_hot(lookup[input_ids], len(contexts) + 1).float()
+                return SimpleNamespace(last_hidden_state=hidden)
+
+        class _BigramLM(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = _Decoder()
+                self.lm_head = nn.Linear(len(contexts) + 1, vocab_size, bias=False)
+                self.lm_head.weight.data = weight
+                self.config = LlamaConfig(
+                    vocab_size=vocab_size,
+                    hidden_size=4,
+                    num_hidden_layers=1,
+                    num_attention_heads=1,
+                    num_key_value_heads=1,
+                    intermediate_size=4,
+                    max_position_embeddings=max_positions,
+                )
+                self.generation_config = SimpleNamespace(eos_token_id=None)
+
+            def get_decoder(self) -> nn.Module:
+                return self.model
+
+            def get_output_embeddings(self) -> nn.Module:
+                return self.lm_head
+
+            def forward(self, input_ids: Any = None, logits_to_keep: int = 0, **kw: Any) -> Any:
+                hidden = self.model(input_ids=input_ids, **kw).last_hidden_state
+                if logits_to_keep:
+                    hidden = hidden[:, -logits_to_keep:]
+                return SimpleNamespace(logits=self.lm_head(hidden))
+
+        return _BigramLM().eval()

@@ -257,6 +257,7 @@ class Verdict:
     confidence: float | None = None
     order_scores: tuple[tuple[float, ...] | None, ...] = ()
     consistent: bool | None = None
+    inconsistency: float | None = None
     prompt: str | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -270,8 +271,7 @@ class Verdict:
         ``None`` on an abstain (the reference code would have called that a tie)."""
         if self.abstained or self.scores is None or len(self.scores) != 2:
             return None
-        diff = self.scores[0] - self.scores[1]
-        return 1 if diff > 0 else -1 if diff < 0 else 0
+        return {None: 0, 0: 1, 1: -1}[self.winner]
 
     def to_dict(self, *, prompt: bool = False) -> dict[str, Any]:
         """A JSON-ready dict (the ``verdict`` field of judgelm's JSONL output)."""
@@ -315,6 +315,7 @@ def verdict_from_dict(data: Mapping[str, Any]) -> Verdict:
         confidence=data.get("confidence"),
         order_scores=tuple(None if s is None else tuple(s) for s in data.get("order_scores", ())),
         consistent=data.get("consistent"),
+        inconsistency=data.get("inconsistency"),
         prompt=data.get("prompt"),
     )
 

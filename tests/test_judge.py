@@ -141,9 +141,16 @@ def test_discuss_keeps_history():
     assert "ASSISTANT: reply 1</s>USER: And 1? ASSISTANT:" in judge.engine.prompts[-1]
 
 
-def test_save_and_load_round_trip(tiny_judge, tmp_path):
-    tiny_judge.save_pretrained(tmp_path)
+def test_save_and_load_round_trip(tiny_model, llama_tokenizer, tmp_path):
+    from judgelm.calibration import Calibration
+
+    judge = Judge(tiny_model, llama_tokenizer)
+    judge.calibration = Calibration(temperature=2.0)
+    judge.save_pretrained(tmp_path)
     assert (tmp_path / "judge.json").exists() and any(tmp_path.glob("*.safetensors"))
     again = Judge.from_pretrained(str(tmp_path), device="cpu")
+    assert again.calibration.temperature == 2.0
     s = [Sample("Q?", ("a", "b"))]
-    assert again.judge(s)[0].text == tiny_judge.judge(s)[0].text
+    assert again.judge(s, scoring="text")[0].text == judge.judge(s, scoring="text")[0].text
+    a, b = again.judge(s)[0], judge.judge(s)[0]
+    assert a.distributions == b.distributions and a.provenance.scoring == "logits"

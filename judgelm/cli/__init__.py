@@ -17,6 +17,7 @@ COMMANDS = {
     "eval": "eval_cmd",
     "audit": "audit_cmd",
     "bench": "bench_cmd",
+    "calibrate": "calibrate_cmd",
 }
 
 

@@ -1,25 +1,46 @@
-"""The judge engine on a Hugging Face causal LM: token-budget batches, one padded prefill, then
-KV-cached greedy decoding of the few tokens a verdict needs (or an explanation).
+"""The judge engine on a Hugging Face causal LM.
 
-Shapes: B = batch size, L = longest prompt in the batch, V = vocabulary.
+One prefill per token-budget batch (left-padded), then either KV-cached greedy decoding (text
+verdicts, explanations) or a *tree step*: the verdict grammar's token trie fed in one forward pass
+under a tree attention mask, reading hidden states at every trie node (logit scoring).
+
+Shapes: B = batch size, L = longest prompt in the batch, T = tree tokens, H = hidden size,
+V = vocabulary.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from judgelm.engine.batching import plan_batches, restore_order
 
-__all__ = ["HFEngine"]
+__all__ = ["HFEngine", "PrefillState"]
+
+# Attributes of models whose logits are not a plain linear head (softcapping, scaling): their
+# verdicts are read from full logits instead of (hidden, head weight).
+_NONLINEAR_HEAD_ATTRS = ("final_logit_softcapping", "logit_scale", "logits_scaling")
+
+
+@dataclass
+class PrefillState:
+    """The KV cache of a left-padded batch of prompts, and what the next steps need."""
+
+    cache: Any
+    mask: Tensor  # [B, L] 1 = real token (left padding)
+    last_pos: Tensor  # [B] position id of each prompt's last token
+    last_hidden: Tensor | None  # [B, H] final hidden state at the last prompt token
+    last_logits: Tensor | None  # [B, V] logits there (generation)
 
 
 class HFEngine:
-    """Greedy generation for judging. The batched call is the real one."""
+    """Batched prefill, greedy decoding and tree scoring. The batched call is the real one."""
 
     def __init__(self, model: Any, tokenizer: Any, *, max_batch_tokens: int | None = None, max_batch_size: int = 64):
         self.model = model
@@ -27,6 +48,7 @@ class HFEngine:
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens or (32_768 if self.device.type == "cuda" else 8_192)
 
+    # ---- model facts --------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
@@ -63,69 +85,109 @@ class HFEngine:
         return frozenset(ids)
 
     @cached_property
-    def newline_ids(self) -> torch.Tensor:
+    def newline_ids(self) -> Tensor:
         """Bool mask [V]: tokens whose text contains a newline (the 'fast eval' stop)."""
         vocab = self.model.get_output_embeddings().weight.shape[0]
-        n_tok = len(self.tokenizer)
-        texts = self.tokenizer.batch_decode([[i] for i in range(min(vocab, n_tok))])
+        texts = self.tokenizer.batch_decode([[i] for i in range(min(vocab, len(self.tokenizer)))])
         mask = torch.zeros(vocab, dtype=torch.bool)
-        for i, t in enumerate(texts):
-            if "\n" in t:
-                mask[i] = True
+        mask[[i for i, t in enumerate(texts) if "\n" in t]] = True
         return mask.to(self.device)
 
-    def generate(
+    @cached_property
+    def linear_head(self) -> tuple[Tensor, Tensor | None] | None:
+        """(weight [V, H], bias [V] or None) when logits are exactly ``hidden @ W.T + b``."""
+        head = self.model.get_output_embeddings()
+        config = self.model.config
+        if head is None or any(getattr(config, a, None) not in (None, 1.0) for a in _NONLINEAR_HEAD_ATTRS):
+            return None
+        return head.weight, getattr(head, "bias", None)
+
+    # ---- batching -----------------------------------------------------------------------------
+    def batches(self, lengths: Sequence[int], extra_per_item: int) -> list[list[int]]:
+        return plan_batches(
+            lengths, max_tokens=self.max_batch_tokens, max_size=self.max_batch_size, extra_per_item=extra_per_item
+        )
+
+    # ---- prefill ------------------------------------------------------------------------------
+    def _input_kwargs(self, ids: Tensor, images: Sequence[Sequence[Tensor]] | None) -> dict[str, Tensor]:
+        if images is not None and any(images) and hasattr(self.model, "embed_inputs"):
+            return {"inputs_embeds": self.model.embed_inputs(ids, images)}
+        return {"input_ids": ids}
+
+    @torch.inference_mode()
+    def prefill(
         self,
         prompts: Sequence[Sequence[int]],
         *,
-        max_new_tokens: int,
-        stop_at_newline: bool = False,
-        on_batch: Callable[[int], None] | None = None,
-    ) -> list[list[int]]:
-        """Greedy continuations (without the prompt) of every prompt, in input order. A row stops
-        at EOS (kept), at a token holding a newline when ``stop_at_newline`` (kept), or after
-        ``max_new_tokens``."""
-        batches = plan_batches(
-            [len(p) for p in prompts],
-            max_tokens=self.max_batch_tokens,
-            max_size=self.max_batch_size,
-            extra_per_item=max_new_tokens,
-        )
-        results = []
-        for batch in batches:
-            results.append(self._generate_batch([prompts[i] for i in batch], max_new_tokens, stop_at_newline))
-            if on_batch is not None:
-                on_batch(len(batch))
-        return restore_order(batches, results)  # type: ignore[return-value]
+        images: Sequence[Sequence[Tensor]] | None = None,
+        want: str = "logits",
+    ) -> PrefillState:
+        """Run the prompts (left-padded) through the model, keeping the KV cache.
 
-    @torch.inference_mode()
-    def _generate_batch(
-        self, prompts: list[Sequence[int]], max_new_tokens: int, stop_at_newline: bool
-    ) -> list[list[int]]:
+        ``want="logits"``: last-position logits (for decoding); ``"hidden"``: last-position final
+        hidden state (for the verdict head)."""
         from transformers import DynamicCache
 
         dev = self.device
         B, L = len(prompts), max(len(p) for p in prompts)
         ids = torch.full((B, L), self.pad_id, dtype=torch.long)
         mask = torch.zeros((B, L), dtype=torch.long)
-        for r, p in enumerate(prompts):  # left padding: every row ends at column L-1
-            ids[r, L - len(p) :] = torch.tensor(p, dtype=torch.long)
+        for r, p in enumerate(prompts):  # left padding: every prompt ends at column L-1
+            ids[r, L - len(p) :] = torch.tensor(list(p), dtype=torch.long)
             mask[r, L - len(p) :] = 1
         ids, mask = ids.to(dev), mask.to(dev)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=self.model.config)
-        kv = {self.cache_kwarg: cache, "use_cache": True}
-        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1, **kv).logits[
-            :, -1
-        ]  # [B, V]
+        kwargs = {
+            **self._input_kwargs(ids, images),
+            "attention_mask": mask,
+            "position_ids": positions,
+            self.cache_kwarg: cache,
+            "use_cache": True,
+        }
+        hidden = logits = None
+        if want == "hidden" and self.linear_head is not None:
+            hidden = self.model.get_decoder()(**kwargs).last_hidden_state[:, -1]  # [B, H]
+        else:
+            logits = self.model(**kwargs, logits_to_keep=1).logits[:, -1].float()  # [B, V]
+        return PrefillState(cache, mask, positions[:, -1], hidden, logits)
+
+    # ---- greedy decoding ----------------------------------------------------------------------
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        *,
+        max_new_tokens: int,
+        stop_at_newline: bool = False,
+        images: Sequence[Sequence[Tensor]] | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> list[list[int]]:
+        """Greedy continuations (without the prompt) of every prompt, in input order. A row stops
+        at EOS (kept), at a token holding a newline when ``stop_at_newline`` (kept), or after
+        ``max_new_tokens``."""
+        batches = self.batches([len(p) for p in prompts], max_new_tokens)
+        results = []
+        for batch in batches:
+            imgs = None if images is None else [images[i] for i in batch]
+            results.append(self._generate_batch([prompts[i] for i in batch], imgs, max_new_tokens, stop_at_newline))
+            if on_batch is not None:
+                on_batch(len(batch))
+        return restore_order(batches, results)  # type: ignore[return-value]
+
+    @torch.inference_mode()
+    def _generate_batch(
+        self, prompts: list[Sequence[int]], images: Any, max_new_tokens: int, stop_at_newline: bool
+    ) -> list[list[int]]:
+        state = self.prefill(prompts, images=images, want="logits")
+        dev, B = self.device, len(prompts)
+        logits, mask, pos = state.last_logits, state.mask, state.last_pos[:, None]
+        assert logits is not None
         eos = torch.tensor(sorted(self.eos_ids), device=dev, dtype=torch.long)
         out = torch.empty((B, 0), dtype=torch.long, device=dev)
         done = torch.zeros(B, dtype=torch.bool, device=dev)
         lengths = torch.zeros(B, dtype=torch.long, device=dev)
-        pos = positions[:, -1:]
         for _ in range(max_new_tokens):
-            nxt = logits.argmax(-1)  # [B]
-            nxt = torch.where(done, torch.full_like(nxt, self.pad_id), nxt)
+            nxt = torch.where(done, self.pad_id, logits.argmax(-1))  # [B]
             out = torch.cat([out, nxt[:, None]], dim=1)
             lengths += (~done).long()
             stop = torch.isin(nxt, eos)
@@ -136,5 +198,67 @@ class HFEngine:
                 break
             mask = torch.cat([mask, torch.ones((B, 1), dtype=mask.dtype, device=dev)], dim=1)
             pos = pos + 1
-            logits = self.model(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos, **kv).logits[:, -1]
+            logits = self.model(
+                input_ids=nxt[:, None],
+                attention_mask=mask,
+                position_ids=pos,
+                **{self.cache_kwarg: state.cache, "use_cache": True},
+            ).logits[:, -1]
         return [out[r, : int(lengths[r])].tolist() for r in range(B)]
+
+    # ---- tree step (logit scoring) ------------------------------------------------------------
+    @torch.inference_mode()
+    def tree_forward(
+        self,
+        state: PrefillState,
+        tokens: Sequence[Sequence[int]],
+        parents: Sequence[Sequence[int]],
+        depths: Sequence[Sequence[int]],
+    ) -> Tensor:
+        """Feed each row's token tree after its prompt; return the hidden states (or logits, when
+        the head is not linear) at [root, node 1, ..., node T] of every row: [B, 1 + T, H|V].
+
+        Node i (1-based) attends to its row's prompt, its ancestors and itself; siblings never see
+        each other. ``parents`` index nodes (0 = root = the prompt's last token). Rows with fewer
+        nodes are padded; padded nodes attend only to themselves. The cache is cropped back to
+        the prompt afterwards, so several tree steps can follow one prefill.
+        """
+        dev = self.device
+        B, L = state.mask.shape
+        T = max((len(t) for t in tokens), default=0)
+        linear = self.linear_head is not None
+        root = state.last_hidden if linear else state.last_logits
+        assert root is not None
+        if T == 0:
+            return root[:, None]
+        ids = torch.full((B, T), self.pad_id, dtype=torch.long)
+        pos = torch.zeros((B, T), dtype=torch.long)
+        allowed = torch.zeros((B, T, L + T), dtype=torch.bool)
+        allowed[:, :, :L] = state.mask.bool().cpu()[:, None, :]
+        for r, (toks, pars, deps) in enumerate(zip(tokens, parents, depths, strict=True)):
+            n = len(toks)
+            ids[r, :n] = torch.tensor(list(toks), dtype=torch.long)
+            pos[r, :n] = torch.tensor(list(deps), dtype=torch.long)
+            for i in range(n):  # ancestors of node i+1 (nodes are in topological order)
+                allowed[r, i, L + i] = True
+                p = pars[i]
+                if p > 0:
+                    allowed[r, i, L : L + T] |= allowed[r, p - 1, L : L + T]
+            for i in range(n, T):  # padding attends to itself and the prompt only
+                allowed[r, i, L + i] = True
+        dtype = next(self.model.parameters()).dtype
+        bias = torch.zeros(allowed.shape, dtype=dtype)
+        bias.masked_fill_(~allowed, torch.finfo(dtype).min)
+        kwargs = {
+            "input_ids": ids.to(dev),
+            "attention_mask": bias[:, None].to(dev),  # [B, 1, T, L+T] additive mask, used as is
+            "position_ids": state.last_pos[:, None] + pos.to(dev),
+            self.cache_kwarg: state.cache,
+            "use_cache": True,
+        }
+        if linear:  # hidden states: the verdict head computes only the candidates' logits
+            out = self.model.get_decoder()(**kwargs).last_hidden_state  # [B, T, H]
+        else:  # a non-linear head (softcapping, scaling): full logits
+            out = self.model(**kwargs).logits.float()  # [B, T, V]
+        state.cache.crop(-T)  # drop the tree again (negative = tokens to remove, in every version)
+        return torch.cat([root[:, None].to(out.dtype), out], dim=1)

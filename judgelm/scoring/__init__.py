@@ -1,0 +1,1 @@
+"""Logit-based verdict scoring: read a judge's verdict from its next-token distribution."""

@@ -1,0 +1,162 @@
+"""Logit scoring of encoded prompts: prefill, tree steps, verdict head, line probabilities.
+
+For each prompt (in the order its candidates are shown) the result is the distribution over the
+verdict grammar's lines, per-slot marginals, and the probability mass the grammar holds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from judgelm.engine.batching import restore_order
+from judgelm.modalities.text import EncodedPrompt
+from judgelm.scoring.grammar import SlotStrategy, TokenTree, build_tree, resolve_strategy
+from judgelm.scoring.head import verdict_head
+
+__all__ = ["PromptScores", "score_prompts"]
+
+
+@dataclass(frozen=True)
+class PromptScores:
+    """The verdict distribution of one prompt, slots in shown order.
+
+    ``line_values`` are tuples of value indices (into ``values``), one per line of the joint
+    grammar; ``line_probs`` are normalised over those lines (joint strategy only). ``slot_probs``
+    are per-slot distributions over ``values`` (exact marginals for ``joint``, conditional on the
+    most probable earlier values for ``greedy``). ``grammar_mass`` is the probability the judge
+    writes a line of the grammar at all (for greedy: along the chosen path).
+    """
+
+    values: tuple[float, ...]
+    slot_probs: tuple[tuple[float, ...], ...]
+    grammar_mass: float
+    strategy: str
+    line_values: tuple[tuple[int, ...], ...] = ()
+    line_probs: tuple[float, ...] = ()
+
+
+@dataclass
+class _Row:
+    """A prompt being scored: which tree it needs next and what it has found so far."""
+
+    prompt: EncodedPrompt
+    strategy: str
+    prefix: list[str]
+    log_mass: float = 0.0
+    slot_probs: list[tuple[float, ...]] | None = None
+    result: PromptScores | None = None
+
+    def tree(self, tokenizer: Any) -> TokenTree | None:
+        if self.result is not None:
+            return None
+        p = self.prompt.prompt
+        return build_tree(tokenizer, p.spec, p.text, strategy=self.strategy, prefix=self.prefix)  # type: ignore[arg-type]
+
+
+def _line_logprobs(tree: TokenTree, cand_lp: Tensor) -> Tensor:
+    """[lines] log-probability of each line: the sum of its steps' candidate log-probs.
+    ``cand_lp`` [nodes, C]."""
+    steps = max(len(p) for p in tree.line_paths)
+    node = torch.zeros((len(tree.line_paths), steps), dtype=torch.long)
+    cand = torch.zeros_like(node)
+    valid = torch.zeros_like(node, dtype=torch.bool)
+    for i, path in enumerate(tree.line_paths):
+        for j, (n, c) in enumerate(path):
+            node[i, j], cand[i, j], valid[i, j] = n, c, True
+    lp = cand_lp.cpu()[node, cand].double()
+    return torch.where(valid, lp, torch.zeros_like(lp)).sum(-1)
+
+
+def _advance(row: _Row, tree: TokenTree, cand_lp: Tensor) -> None:
+    spec = row.prompt.prompt.spec
+    values = tuple(float(v) for v in spec.score_values)
+    lines = _line_logprobs(tree, cand_lp)  # [lines] float64
+    log_mass = torch.logsumexp(lines, 0)
+    probs = torch.exp(lines - log_mass) if math.isfinite(float(log_mass)) else torch.full_like(lines, 1 / len(lines))
+    index = {v: i for i, v in enumerate(spec.score_values)}
+    if row.strategy == "joint":
+        idx = [tuple(index[v] for v in vals) for vals in tree.line_values]
+        slots = []
+        for k in range(spec.n_graded):
+            marg = [0.0] * len(values)
+            for line, p in zip(idx, probs.tolist(), strict=True):
+                marg[line[k]] += p
+            slots.append(tuple(marg))
+        row.result = PromptScores(
+            values, tuple(slots), float(log_mass.exp()), "joint", tuple(idx), tuple(probs.tolist())
+        )
+        return
+    # greedy round: this slot's distribution given the chosen earlier values
+    row.log_mass += float(log_mass)
+    row.slot_probs = [*(row.slot_probs or []), tuple(probs.tolist())]
+    row.prefix.append(tree.line_values[int(probs.argmax())][-1])
+    if len(row.prefix) == spec.n_graded:
+        row.result = PromptScores(values, tuple(row.slot_probs), math.exp(row.log_mass), "greedy")
+
+
+def _pad_candidates(cand: Sequence[Sequence[int]]) -> Tensor:
+    width = max(len(c) for c in cand)
+    out = torch.full((len(cand), width), -1, dtype=torch.long)
+    for i, c in enumerate(cand):
+        out[i, : len(c)] = torch.tensor(list(c), dtype=torch.long)
+    return out
+
+
+@torch.inference_mode()
+def _score_batch(
+    engine: Any, tokenizer: Any, prompts: list[EncodedPrompt], images: Any, strategy: SlotStrategy, head_backend: str
+) -> list[PromptScores]:
+    rows = [_Row(p, resolve_strategy(p.prompt.spec, strategy), []) for p in prompts]
+    state = engine.prefill([p.input_ids for p in prompts], images=images, want="hidden")
+    head = engine.linear_head
+    while any(r.result is None for r in rows):
+        trees = [r.tree(tokenizer) for r in rows]
+        out = engine.tree_forward(
+            state,
+            [t.tokens if t else () for t in trees],
+            [t.parents if t else () for t in trees],
+            [t.depths if t else () for t in trees],
+        )  # [B, 1 + T, H] (or [B, 1 + T, V] without a linear head)
+        live = [(r, t) for r, t in zip(range(len(rows)), trees, strict=True) if t is not None]
+        if head is not None:
+            hidden = torch.cat([out[r, : t.n_nodes] for r, t in live])  # [P, H]
+            cand = _pad_candidates([c for _, t in live for c in t.cand_ids]).to(hidden.device)
+            weight, bias = head
+            cand_lp = verdict_head(hidden, weight, cand, bias=bias, backend=head_backend).cand_logprobs  # [P, C]
+        else:
+            logprobs = torch.cat([torch.log_softmax(out[r, : t.n_nodes].float(), -1) for r, t in live])  # [P, V]
+            cand = _pad_candidates([c for _, t in live for c in t.cand_ids]).to(logprobs.device)
+            cand_lp = torch.where(cand >= 0, logprobs.gather(1, cand.clamp(min=0)), -math.inf)
+        start = 0
+        for r, t in live:
+            _advance(rows[r], t, cand_lp[start : start + t.n_nodes])
+            start += t.n_nodes
+    return [r.result for r in rows]  # type: ignore[misc]
+
+
+def score_prompts(
+    engine: Any,
+    tokenizer: Any,
+    prompts: Sequence[EncodedPrompt],
+    *,
+    strategy: SlotStrategy = "auto",
+    images: Sequence[Sequence[Tensor]] | None = None,
+    head_backend: str = "auto",
+    on_batch: Callable[[int], None] | None = None,
+) -> list[PromptScores]:
+    """Verdict distributions for every prompt, in input order, batched by token budget."""
+    tree_tokens = 130  # a joint pairwise tree with the LLaMA tokenizer is 120 tokens
+    batches = engine.batches([len(p.input_ids) for p in prompts], tree_tokens)
+    results = []
+    for batch in batches:
+        imgs = None if images is None else [images[i] for i in batch]
+        results.append(_score_batch(engine, tokenizer, [prompts[i] for i in batch], imgs, strategy, head_backend))
+        if on_batch is not None:
+            on_batch(len(batch))
+    return restore_order(batches, results)  # type: ignore[return-value]
