@@ -105,13 +105,18 @@ class Judge:
         gguf_file: str | None = None,
         truncation: TruncationPolicy = "answers",
         max_batch_tokens: int | None = None,
+        abstain_threshold: float | None = None,
         **model_kwargs: Any,
     ) -> Judge:
         """Load any Hugging Face causal LM as a judge (a local folder, a hub id, a .gguf file, or
         ``None`` for the embedded SmolLM2 demo judge). Safetensors are preferred, torch files
         load with ``weights_only=True``, and remote code runs only with ``trust_remote_code``.
-        A ``judge.json`` beside the weights (calibration, vision tower) is applied."""
-        from judgelm.engine.loading import load_model_and_tokenizer
+        A ``judge.json`` beside the weights (calibration, vision tower) is applied.
+
+        ``abstain_threshold`` defaults to 0.5, and to 1.0 (never abstain on grammar mass) for the
+        demo judge, which is not trained to write verdicts: its distributions are then conditional
+        on the verdict grammar, and ``p(grammar)`` says how little mass that is."""
+        from judgelm.engine.loading import DEMO_NAME, load_model_and_tokenizer
 
         config = JudgeConfig.load(name_or_path) if name_or_path and Path(name_or_path).is_dir() else None
         if config is not None and config.vision:
@@ -131,7 +136,17 @@ class Judge:
                 gguf_file=gguf_file,
                 **model_kwargs,
             )
-        return cls(model, tokenizer, name=name, truncation=truncation, max_batch_tokens=max_batch_tokens, config=config)
+        if abstain_threshold is None:
+            abstain_threshold = 1.0 if name == DEMO_NAME else DEFAULT_ABSTAIN_THRESHOLD
+        return cls(
+            model,
+            tokenizer,
+            name=name,
+            truncation=truncation,
+            max_batch_tokens=max_batch_tokens,
+            config=config,
+            abstain_threshold=abstain_threshold,
+        )
 
     def save_pretrained(self, folder: str | Path) -> Path:
         """Save weights (safetensors), tokenizer and ``judge.json`` so `from_pretrained` reloads

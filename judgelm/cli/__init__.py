@@ -18,6 +18,7 @@ COMMANDS = {
     "audit": "audit_cmd",
     "bench": "bench_cmd",
     "calibrate": "calibrate_cmd",
+    "serve": "serve_cmd",
 }
 
 

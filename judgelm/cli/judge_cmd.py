@@ -27,7 +27,16 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("--swap", action="store_true", help="judge both orders and average; report consistency")
     p.add_argument("--explain", action="store_true", help="let the judge write its explanation")
     p.add_argument(
-        "--scoring", choices=["text", "logits"], default="text", help="how verdicts are read (default: text)"
+        "--scoring",
+        choices=["auto", "logits", "text"],
+        default="auto",
+        help="read verdicts from the logits, or parse generated text (default: logits when possible)",
+    )
+    p.add_argument(
+        "--abstain-threshold",
+        type=float,
+        help="(logit scoring) abstain when more probability than this lies outside the verdict grammar "
+        "(default 0.5; 1.0 for the untrained demo judge)",
     )
     p.add_argument("--official-parser", action="store_true", help="parse scores exactly like the reference code")
     p.add_argument("--no-reference", action="store_true", help="ignore references in the input")
@@ -43,6 +52,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("--dtype", help="bf16, fp16, fp32 (default: bf16 on GPU, fp32 on CPU)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code to run")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--engine", choices=["local", "ray"], default="local", help="local or ray (an actor pool; needs -o)")
+    p.add_argument("--num-actors", type=int, help="--engine ray: judges in the pool (default: one per GPU, else 1)")
     return p
 
 
@@ -65,22 +76,24 @@ def _check(rec: Record) -> Record:
 
 
 def verdict_row(key: str, v: Verdict) -> tuple[str, ...]:
-    scores = "-" if v.scores is None else " ".join(f"{s:g}" for s in v.scores)
+    scores = "-" if v.scores is None else " ".join(f"{s:.2f}".rstrip("0").rstrip(".") for s in v.scores)
     if v.abstained:
         result = f"abstain ({v.reason_code})"
-    elif v.format == "single" or v.format == "mmvet" or len(v.scores or ()) < 2:
+    elif len(v.scores or ()) < 2:
         result = "graded"
     elif v.winner is None:
         result = "tie"
     else:
         result = f"answer {v.winner + 1}"
-    extra = "" if v.consistent is None else ("consistent" if v.consistent else "order-dependent")
+    confidence = "-" if v.confidence is None else f"{v.confidence:.2f}"
+    grammar = "-" if not v.distributions else f"{1 - v.distributions[0].outside_mass:.2g}"
+    swap = "" if v.consistent is None else ("consistent" if v.consistent else "order-dependent")
     note = v.reason if v.abstained else (v.explanation or "")
-    return key, v.format, scores, result, extra, " ".join(note.split())[:60]
+    return key, v.format, scores, result, confidence, grammar, swap, " ".join(note.split())[:50]
 
 
 def print_table(rows: Sequence[tuple[str, ...]], file: TextIO | None = None) -> None:
-    header = ("id", "format", "scores", "result", "swap", "note")
+    header = ("id", "format", "scores", "result", "conf", "p(grammar)", "swap", "note")
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
     for r in (header, tuple("-" * w for w in widths), *rows):
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip(), file=file or sys.stdout)
@@ -106,6 +119,10 @@ def summarize(verdicts: Sequence[Verdict], errors: int, skipped: int, seconds: f
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.engine == "ray":
+        from judgelm.integrations.ray_data import run_judge_command
+
+        return run_judge_command(args)
     from judgelm.io import read_samples
     from judgelm.judge import Judge
 
@@ -134,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
             dtype=args.dtype,
             trust_remote_code=args.trust_remote_code,
             truncation=args.truncation,
+            abstain_threshold=args.abstain_threshold,
         )
         bar = None
         if not args.quiet:

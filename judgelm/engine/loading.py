@@ -19,6 +19,7 @@ __all__ = ["DEMO_ALIASES", "demo_model_files", "load_model_and_tokenizer", "reso
 
 log = logging.getLogger(__name__)
 
+DEMO_NAME = "SmolLM2-135M-Instruct (demo)"
 DEMO_ALIASES = frozenset({"demo", "smollm2", "smollm2-135m-instruct"})
 DEMO_NOTE = (
     "judgelm: using the small demo judge SmolLM2-135M-Instruct (not a trained judge; its verdicts "
@@ -97,7 +98,7 @@ def load_model_and_tokenizer(
     if name_or_path is None or name_or_path.lower() in DEMO_ALIASES:
         source, gguf_file = demo_model_files()
         log.warning(DEMO_NOTE)
-        name = "SmolLM2-135M-Instruct (demo)"
+        name = DEMO_NAME
     else:
         name = name_or_path
         if Path(name_or_path).is_dir() and gguf_file is None:

@@ -1,0 +1,165 @@
+"""``judgelm serve --model M``: an HTTP judge server with dynamic micro-batching.
+
+Endpoints: POST /v1/judge (JSON samples in, JSONL-output records out), POST /get_reward
+(OpenRLHF remote reward protocol), GET /health, GET /metrics (Prometheus). Binds to 127.0.0.1
+unless told otherwise; with --api-key (or $JUDGELM_API_KEY) every endpoint but /health needs
+"Authorization: Bearer KEY". SIGINT/SIGTERM finish in-flight requests before exiting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+
+API_KEY_ENV = "JUDGELM_API_KEY"
+
+
+def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help="serve a judge over HTTP (judging, OpenRLHF rewards)", description=__doc__)
+    _add_arguments(p)
+    return p
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        help="HF model id or folder, a .gguf file, or 'demo' (default: the SmolLM2 demo judge)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--api-key", help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV} if set)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    p.add_argument("--dtype", help="bf16, fp16, fp32 (default: bf16 on GPU, fp32 on CPU)")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code to run")
+    p.add_argument(
+        "--truncation",
+        choices=["answers", "error", "none"],
+        default="answers",
+        help="over-long prompts (default: shorten answers)",
+    )
+    g = p.add_argument_group("batching and limits")
+    g.add_argument("--max-batch-size", type=int, default=32, help="samples per model call (default: 32)")
+    g.add_argument("--max-wait-ms", type=float, default=5.0, help="longest wait to fill a batch (default: 5)")
+    g.add_argument("--max-queue", type=int, default=1024, help="samples waiting before 503 (default: 1024)")
+    g.add_argument("--max-request-samples", type=int, default=256, help="samples per request (default: 256)")
+    g.add_argument("--max-body-mb", type=float, default=8.0, help="request body limit in MiB (default: 8)")
+    g.add_argument(
+        "--graceful-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to finish in-flight requests on shutdown",
+    )
+    r = p.add_argument_group("/get_reward (OpenRLHF)")
+    r.add_argument(
+        "--reward-mode",
+        choices=["single", "pairwise"],
+        default="single",
+        help="grade each answer, or compare it with the label",
+    )
+    r.add_argument(
+        "--reward-label-as",
+        choices=["reference", "gold"],
+        default="reference",
+        help="how a label enters single grading",
+    )
+    r.add_argument(
+        "--reward-separator",
+        help="split query into question/answer at the last occurrence (when prompts are not sent)",
+    )
+    r.add_argument("--reward-swap", action="store_true", help="judge both orders and average (pairwise)")
+    r.add_argument(
+        "--reward-scoring",
+        choices=["auto", "logits", "text"],
+        default="auto",
+        help="expected scores from logits, or parsed text (default: logits when the judge can)",
+    )
+    r.add_argument(
+        "--abstain-reward",
+        type=float,
+        default=0.0,
+        help="reward sent when the judge abstains (flagged in extra_logs)",
+    )
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+
+
+def build_config(args: argparse.Namespace):
+    from judgelm.integrations.openrlhf import RewardMapping
+    from judgelm.serve.config import ServeConfig
+    from judgelm.serve.options import JudgeOptions
+
+    reward = RewardMapping(
+        mode=args.reward_mode,
+        label_as=args.reward_label_as,
+        separator=args.reward_separator,
+        abstain_reward=args.abstain_reward,
+        options=JudgeOptions(swap=args.reward_swap, scoring=args.reward_scoring),
+    )
+    return ServeConfig(
+        api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
+        max_batch_size=args.max_batch_size,
+        max_wait_ms=args.max_wait_ms,
+        max_queue=args.max_queue,
+        max_request_samples=args.max_request_samples,
+        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+        reward=reward,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from judgelm.judge import Judge
+    from judgelm.serve.server import serve
+
+    try:
+        config = build_config(args)
+    except ValueError as e:
+        print(f"judgelm serve: {e}", file=sys.stderr)
+        return 2
+    judge = Judge.from_pretrained(
+        args.model,
+        device=args.device,
+        dtype=args.dtype,
+        trust_remote_code=args.trust_remote_code,
+        truncation=args.truncation,
+    )
+    # Scores map to [0, 1] against the judge's own score grammar.
+    values = [float(v) for v in judge.config.score_values]
+    config = replace(config, reward=replace(config.reward, score_range=(min(values), max(values))))
+    print(
+        f"judgelm serve: {judge.name} on http://{args.host}:{args.port}",
+        file=sys.stderr,
+        flush=True,
+    )
+    serve(
+        judge,
+        host=args.host,
+        port=args.port,
+        config=config,
+        log_level=args.log_level,
+        graceful_timeout_s=args.graceful_timeout,
+    )
+    print("judgelm serve: stopped", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m judgelm.cli.serve_cmd`` (the same as ``judgelm serve``)."""
+    import logging
+
+    p = argparse.ArgumentParser(prog="judgelm serve", description=__doc__)
+    _add_arguments(p)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    from judgelm.errors import JudgeLMError
+
+    try:
+        return run(args)
+    except JudgeLMError as e:
+        print(f"judgelm: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""The judge server as an ASGI app (Starlette): `create_app(judge, config)`.
+
+Endpoints:
+
+- ``POST /v1/judge``: native/JudgeLM records in, JSONL-output records out (see `serve.schema`).
+- ``POST /get_reward``: OpenRLHF's remote reward protocol (see `integrations.openrlhf`).
+- ``GET /health``: liveness and queue depth (never needs the API key: load balancers probe it).
+- ``GET /metrics``: Prometheus text.
+
+Status codes: 400 bad input (the body names the field) or an option this judge cannot honour,
+401 missing/wrong API key, 413 request over the size limits, 501 an option this judge cannot do
+yet, 503 queue full or shutting down (with Retry-After). Every request, whatever its outcome,
+is counted in ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from judgelm.errors import InvalidSampleError, MissingDependencyError
+from judgelm.integrations.openrlhf import reward_response, samples_from_reward_request
+from judgelm.io import output_record
+from judgelm.serve.batcher import MicroBatcher, Overloaded, ShuttingDown
+from judgelm.serve.config import ServeConfig
+from judgelm.serve.metrics import ServerMetrics
+from judgelm.serve.schema import RequestTooLarge, parse_judge_request
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+def _starlette() -> Any:
+    try:
+        import starlette.applications
+        import starlette.responses
+        import starlette.routing
+    except ImportError:
+        raise MissingDependencyError("starlette", "serve", "The judge server") from None
+    return starlette
+
+
+class _HTTPError(Exception):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(message)
+        self.status, self.message, self.field, self.headers = status, message, field, headers or {}
+
+
+def _json_response(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Any:
+    from starlette.responses import Response
+
+    # allow_nan: a verdict may hold a NaN score (JudgeLM's parser reads "nan"); the JSONL writer
+    # keeps it, and so does the wire, rather than failing the whole response.
+    body = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return Response(body, status_code=status, headers=headers, media_type="application/json")
+
+
+def _error_response(e: _HTTPError) -> Any:
+    error: dict[str, Any] = {"message": e.message}
+    if e.field is not None:
+        error["field"] = e.field
+    return _json_response({"error": error}, e.status, e.headers)
+
+
+async def _read_json(request: Any, limit: int) -> Any:
+    """The request body as JSON, refusing (413) anything over ``limit`` bytes before parsing."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _HTTPError(413, f"request body of {declared} bytes; this server takes at most {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():  # counts bytes even without Content-Length (chunked)
+        size += len(chunk)
+        if size > limit:
+            raise _HTTPError(413, f"request body over {limit} bytes")
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise _HTTPError(400, f"the body is not valid JSON ({e})") from None
+
+
+def create_app(judge: Any, config: ServeConfig | None = None, *, metrics: ServerMetrics | None = None) -> Any:
+    """An ASGI app serving ``judge`` (any object with the `Judge.judge` signature).
+
+    The app owns a `MicroBatcher`, started and drained with the app's lifespan: on shutdown,
+    requests already accepted are finished before the model is let go."""
+    st = _starlette()
+    from starlette.responses import PlainTextResponse
+
+    config = config or ServeConfig()
+    metrics = metrics or ServerMetrics()
+    batcher = MicroBatcher(
+        judge,
+        max_batch_size=config.max_batch_size,
+        max_wait_s=config.max_wait_ms / 1000.0,
+        max_queue=config.max_queue,
+        metrics=metrics,
+    )
+    model_name = str(getattr(judge, "name", type(judge).__name__))
+    expected_auth = f"Bearer {config.api_key}".encode() if config.api_key else None
+
+    def endpoint(
+        name: str, *, auth: bool = True
+    ) -> Callable[[Callable[[Any], Awaitable[Any]]], Callable[[Any], Awaitable[Any]]]:
+        """Wrap a handler with the API-key check, error mapping, and per-request metrics."""
+
+        def wrap(handler: Callable[[Any], Awaitable[Any]]) -> Callable[[Any], Awaitable[Any]]:
+            async def run(request: Any) -> Any:
+                start = time.monotonic()
+                try:
+                    if auth and expected_auth is not None:
+                        given = request.headers.get("authorization", "").encode()
+                        if not hmac.compare_digest(given, expected_auth):
+                            raise _HTTPError(
+                                401,
+                                "missing or wrong API key",
+                                headers={"WWW-Authenticate": "Bearer"},
+                            )
+                    response = await handler(request)
+                except _HTTPError as e:
+                    response = _error_response(e)
+                except RequestTooLarge as e:
+                    response = _error_response(_HTTPError(413, e.detail, field=e.field))
+                except InvalidSampleError as e:
+                    response = _error_response(_HTTPError(400, e.detail, field=e.field))
+                except Overloaded as e:
+                    response = _error_response(_HTTPError(503, str(e), headers={"Retry-After": str(e.retry_after)}))
+                except ShuttingDown as e:
+                    response = _error_response(
+                        _HTTPError(503, str(e), headers={"Retry-After": "5", "Connection": "close"})
+                    )
+                except ValueError as e:
+                    # Judge.judge raises ValueError only for options it cannot honour
+                    # (e.g. scoring="logits" on an engine without logits).
+                    response = _error_response(_HTTPError(400, f"not possible with this judge: {e}"))
+                except NotImplementedError as e:
+                    response = _error_response(_HTTPError(501, f"not supported by this judge: {e}"))
+                except Exception:
+                    log.exception("internal error in %s", name)
+                    response = _error_response(_HTTPError(500, "internal error (see the server log)"))
+                metrics.requests.inc(endpoint=name, status=str(response.status_code))
+                metrics.request_latency.observe(time.monotonic() - start, endpoint=name)
+                return response
+
+            return run
+
+        return wrap
+
+    @endpoint("health", auth=False)
+    async def health(request: Any) -> Any:
+        return _json_response(
+            {
+                "status": "ok",
+                "model": model_name,
+                "queue_depth": batcher.queued_samples,
+                "max_queue": config.max_queue,
+            }
+        )
+
+    @endpoint("metrics")
+    async def metrics_endpoint(request: Any) -> Any:
+        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @endpoint("judge")
+    async def judge_endpoint(request: Any) -> Any:
+        parsed = parse_judge_request(await _read_json(request, config.max_body_bytes), config)
+        verdicts = await batcher.submit([r.sample for r in parsed.records], parsed.options)  # type: ignore[misc]
+        results = [output_record(r, v, model=model_name) for r, v in zip(parsed.records, verdicts, strict=True)]
+        return _json_response({"model": model_name, "results": results})
+
+    @endpoint("get_reward")
+    async def reward_endpoint(request: Any) -> Any:
+        body = await _read_json(request, config.max_body_bytes)
+        if (
+            isinstance(body, dict)
+            and isinstance(body.get("query"), list)
+            and len(body["query"]) > config.max_request_samples
+        ):
+            raise RequestTooLarge(
+                f"{len(body['query'])} queries; at most {config.max_request_samples} per request",
+                field="query",
+            )
+        samples = samples_from_reward_request(body, config.reward)
+        verdicts = await batcher.submit(samples, config.reward.options)
+        return _json_response(reward_response(verdicts, config.reward))
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        await batcher.start()
+        try:
+            yield
+        finally:
+            await batcher.stop()
+
+    routes = [
+        st.routing.Route("/health", health, methods=["GET"]),
+        st.routing.Route("/metrics", metrics_endpoint, methods=["GET"]),
+        st.routing.Route("/v1/judge", judge_endpoint, methods=["POST"]),
+        st.routing.Route("/get_reward", reward_endpoint, methods=["POST"]),
+    ]
+    app = st.applications.Starlette(routes=routes, lifespan=lifespan)
+    app.state.batcher = batcher
+    app.state.metrics = metrics
+    app.state.config = config
+    return app
