@@ -83,12 +83,13 @@ class Judge:
         config: JudgeConfig | None = None,
         abstain_threshold: float = DEFAULT_ABSTAIN_THRESHOLD,
     ):
-        from judgelm.engine.hf import HFEngine
+        from judgelm.engine import make_engine
 
         self.model = model
         self.tokenizer = tokenizer
         self.name = name or getattr(getattr(model, "config", None), "_name_or_path", None) or type(model).__name__
-        self.engine = engine or HFEngine(model, tokenizer, max_batch_tokens=max_batch_tokens)
+        # FastEngine for the Llama-family checkpoints it runs exactly, HFEngine otherwise (logged)
+        self.engine = engine or make_engine(model, tokenizer, max_batch_tokens=max_batch_tokens)
         self.truncation: TruncationPolicy = truncation
         self.config = config or JudgeConfig()
         self.abstain_threshold = abstain_threshold

@@ -6,6 +6,8 @@ verdict grammar's lines, per-slot marginals, and the probability mass the gramma
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -59,9 +61,10 @@ class _Row:
         return build_tree(tokenizer, p.spec, p.text, strategy=self.strategy, prefix=self.prefix)  # type: ignore[arg-type]
 
 
-def _line_logprobs(tree: TokenTree, cand_lp: Tensor) -> Tensor:
-    """[lines] log-probability of each line: the sum of its steps' candidate log-probs.
-    ``cand_lp`` [nodes, C]."""
+@functools.lru_cache(maxsize=512)
+def _path_index(tree: TokenTree) -> tuple[Tensor, Tensor, Tensor]:
+    """(node, candidate, valid) [lines, steps] of every line's path; built once per tree (3 ms of
+    Python per row otherwise: 20% of a 60 samples/s GPU budget)."""
     steps = max(len(p) for p in tree.line_paths)
     node = torch.zeros((len(tree.line_paths), steps), dtype=torch.long)
     cand = torch.zeros_like(node)
@@ -69,7 +72,14 @@ def _line_logprobs(tree: TokenTree, cand_lp: Tensor) -> Tensor:
     for i, path in enumerate(tree.line_paths):
         for j, (n, c) in enumerate(path):
             node[i, j], cand[i, j], valid[i, j] = n, c, True
-    lp = cand_lp.cpu()[node, cand].double()
+    return node, cand, valid
+
+
+def _line_logprobs(tree: TokenTree, cand_lp: Tensor) -> Tensor:
+    """[lines] log-probability of each line: the sum of its steps' candidate log-probs.
+    ``cand_lp`` [nodes, C] (on the CPU)."""
+    node, cand, valid = _path_index(tree)
+    lp = cand_lp[node, cand].double()
     return torch.where(valid, lp, torch.zeros_like(lp)).sum(-1)
 
 
@@ -133,6 +143,7 @@ def _score_batch(
             logprobs = torch.cat([torch.log_softmax(out[r, : t.n_nodes].float(), -1) for r, t in live])  # [P, V]
             cand = _pad_candidates([c for _, t in live for c in t.cand_ids]).to(logprobs.device)
             cand_lp = torch.where(cand >= 0, logprobs.gather(1, cand.clamp(min=0)), -math.inf)
+        cand_lp = cand_lp.cpu()  # one device sync per tree step, not one per row
         start = 0
         for r, t in live:
             _advance(rows[r], t, cand_lp[start : start + t.n_nodes])
@@ -152,7 +163,11 @@ def score_prompts(
 ) -> list[PromptScores]:
     """Verdict distributions for every prompt, in input order, batched by token budget."""
     tree_tokens = 130  # a joint pairwise tree with the LLaMA tokenizer is 120 tokens
-    batches = engine.batches([len(p.input_ids) for p in prompts], tree_tokens)
+    lengths = [len(p.input_ids) for p in prompts]
+    if "prompts" in inspect.signature(engine.batches).parameters:  # keeps shared-prefix groups together
+        batches = engine.batches(lengths, tree_tokens, prompts=[p.input_ids for p in prompts])
+    else:
+        batches = engine.batches(lengths, tree_tokens)
     results = []
     for batch in batches:
         imgs = None if images is None else [images[i] for i in batch]
