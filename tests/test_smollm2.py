@@ -52,3 +52,19 @@ def test_logit_scores_match_parsed_text_where_it_parses(demo):
     for t, g in zip(text, logit, strict=True):
         if t.scores is not None:
             assert tuple(d.mode for d in g.distributions) == t.scores
+
+
+def test_the_demo_gguf_loads_for_full_fine_tuning_and_saves(tmp_path):
+    """GGUF weights come back de-quantized, yet transformers tags the model quantized and would
+    refuse to train or save it; the training loader removes the stale tag."""
+    from transformers.trainer_utils import validate_quantization_for_training
+
+    from judgelm.train import TrainConfig
+    from judgelm.train.model import load_for_training
+
+    model, _ = load_for_training(TrainConfig(data=("unused.jsonl",), output_dir=str(tmp_path), model="demo"))
+    assert not model.is_quantized and getattr(model, "hf_quantizer", None) is None
+    assert all(p.is_floating_point() and p.requires_grad for p in model.parameters())
+    validate_quantization_for_training(model)  # raises "purely quantized" without the fix
+    model.save_pretrained(tmp_path / "saved", safe_serialization=True)
+    assert (tmp_path / "saved" / "model.safetensors").exists()

@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from judgelm.train.config import TrainConfig
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
@@ -30,13 +34,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
 def configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     d = p.add_argument_group("data and recipe")
     d.add_argument("data", nargs="+", help="JSONL training records")
-    d.add_argument(
-        "-o", "--output", required=True, help="output folder (checkpoints, then the judge)"
-    )
+    d.add_argument("-o", "--output", required=True, help="output folder (checkpoints, then the judge)")
     d.add_argument("--mode", help="format for every record (default: per record, inferred)")
-    d.add_argument(
-        "--p-swap", type=float, default=0.5, help="swap augmentation probability (default 0.5)"
-    )
+    d.add_argument("--p-swap", type=float, default=0.5, help="swap augmentation probability (default 0.5)")
     d.add_argument(
         "--p-reference",
         type=float,
@@ -70,16 +70,12 @@ def configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     m.add_argument("--lora-r", type=int, default=0, help="LoRA rank (0 = full fine-tune)")
     m.add_argument("--lora-alpha", type=int, default=16)
     m.add_argument("--lora-dropout", type=float, default=0.05)
-    m.add_argument(
-        "--lora-targets", default="all-linear", help="'all-linear' or comma-separated module names"
-    )
+    m.add_argument("--lora-targets", default="all-linear", help="'all-linear' or comma-separated module names")
     m.add_argument("--trust-remote-code", action="store_true")
     o = p.add_argument_group("optimisation")
     o.add_argument("--lr", type=float, default=2e-5)
     o.add_argument("--epochs", type=float, default=3.0)
-    o.add_argument(
-        "--max-steps", type=int, default=-1, help="stop after this many steps (overrides --epochs)"
-    )
+    o.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps (overrides --epochs)")
     o.add_argument("--batch-size", type=int, default=8, help="samples per device per step")
     o.add_argument("--grad-accum", type=int, default=1)
     o.add_argument("--weight-decay", type=float, default=0.0)
@@ -94,17 +90,13 @@ def configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="bf16 mixed precision (default: on if the GPU supports it)",
     )
     r.add_argument("--gradient-checkpointing", action="store_true")
-    r.add_argument(
-        "--packing", action="store_true", help="pack each batch into one row (varlen attention)"
-    )
+    r.add_argument("--packing", action="store_true", help="pack each batch into one row (varlen attention)")
     r.add_argument("--fsdp", default="", help='e.g. "full_shard auto_wrap"')
     r.add_argument("--fsdp-config", help="FSDP config (JSON file or inline JSON)")
     r.add_argument("--deepspeed", help="DeepSpeed config JSON")
     r.add_argument("--ddp-backend", help="gloo, nccl, ... (default: HF Trainer's choice)")
     r.add_argument("--cpu", action="store_true", help="train on CPU even if a GPU is present")
-    r.add_argument(
-        "--save-steps", type=int, default=0, help="checkpoint every N steps (default: every epoch)"
-    )
+    r.add_argument("--save-steps", type=int, default=0, help="checkpoint every N steps (default: every epoch)")
     r.add_argument("--save-total-limit", type=int, default=2)
     r.add_argument("--resume", help="a checkpoint folder, or 'latest' (the newest in --output)")
     r.add_argument("--logging-steps", type=int, default=10)
@@ -127,10 +119,11 @@ def _json_or_text(value: str) -> object:
         return value
 
 
-def config_from_args(args: argparse.Namespace):
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The `TrainConfig` the parsed command line asks for."""
     from judgelm.train.config import TrainConfig
 
-    extra = {}
+    extra: dict[str, object] = {}
     for item in args.training_arg:
         key, sep, value = item.partition("=")
         if not sep:
@@ -138,16 +131,8 @@ def config_from_args(args: argparse.Namespace):
         extra[key] = _json_or_text(value)
     fsdp_config = None
     if args.fsdp_config:
-        fsdp_config = (
-            _json_or_text(args.fsdp_config)
-            if args.fsdp_config.lstrip().startswith("{")
-            else args.fsdp_config
-        )
-    targets = (
-        args.lora_targets
-        if args.lora_targets == "all-linear"
-        else tuple(args.lora_targets.split(","))
-    )
+        fsdp_config = _json_or_text(args.fsdp_config) if args.fsdp_config.lstrip().startswith("{") else args.fsdp_config
+    targets = args.lora_targets if args.lora_targets == "all-linear" else tuple(args.lora_targets.split(","))
     return TrainConfig(
         data=tuple(args.data),
         output_dir=args.output,
@@ -193,7 +178,14 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from judgelm.train.run import train
 
-    train(config_from_args(args))
+    try:
+        cfg = config_from_args(args)
+        train(cfg)
+    except ValueError as e:  # bad options, no trainable records, unusable judgments (JudgeLMError too)
+        print(f"judgelm train: error: {e}", file=sys.stderr)
+        return 2
     return 0
