@@ -112,7 +112,8 @@ class Judge:
         """Load any Hugging Face causal LM as a judge (a local folder, a hub id, a .gguf file, or
         ``None`` for the embedded SmolLM2 demo judge). Safetensors are preferred, torch files
         load with ``weights_only=True``, and remote code runs only with ``trust_remote_code``.
-        A ``judge.json`` beside the weights (calibration, vision tower) is applied.
+        A ``judge.json`` beside the weights (calibration, vision tower) is applied; a local Hugging Face
+        vision-language model folder (``AutoModelForImageTextToText``, LLaVA-style) loads as a vision judge.
 
         ``abstain_threshold`` defaults to 0.5, and to 1.0 (never abstain on grammar mass) for the
         demo judge, which is not trained to write verdicts: its distributions are then conditional
@@ -126,6 +127,11 @@ class Judge:
 
             dev = resolve_device(device)
             model, tokenizer = load_vision_judge(name_or_path, device=dev, dtype=resolve_dtype(dtype, dev))
+            name = name_or_path
+        elif name_or_path and _is_hf_vision_model(name_or_path):  # a local LLaVA-style HF folder
+            from judgelm.vision import load_hf_vision_judge
+
+            model, tokenizer = load_hf_vision_judge(name_or_path, device=device, dtype=dtype)
             name = name_or_path
         else:
             model, tokenizer, name = load_model_and_tokenizer(
@@ -154,10 +160,14 @@ class Judge:
         the same judge."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        if hasattr(self.model, "embed_inputs"):
+        if hasattr(self.model, "embed_inputs"):  # a vision judge
             from judgelm.vision import save_vision_judge
 
-            save_vision_judge(self.model, self.tokenizer, folder, config=self.config)
+            if hasattr(self.model, "spec"):  # open_clip tower + projector
+                save_vision_judge(self.model, self.tokenizer, folder, config=self.config)
+            else:  # a Hugging Face vision-language model with its processor
+                self.model.save_pretrained(folder)
+                self.config.save(folder)
             return folder
         self.model.save_pretrained(folder, safe_serialization=True)
         self.tokenizer.save_pretrained(folder)
@@ -276,14 +286,32 @@ class Judge:
             orders = job.format.orders(sample, swap)
             budget = self._prompt_budget(explain, max_new_tokens, job.format.n_candidates(sample) + 1)
             job.encoded = tuple(fit_prompt(job.format, sample, o, self.tokenizer, budget, policy) for o in orders)
-            if job.encoded[0].prompt.images:
-                job.images = self._load_images(sample, job.encoded[0].prompt.images)
+            if job.encoded[0].prompt.images or hasattr(self.model, "embed_inputs"):
+                self._check_image_slots(sample, job.encoded)
+                if job.encoded[0].prompt.images:
+                    job.images = self._load_images(sample, job.encoded[0].prompt.images)
         except InvalidSampleError as e:
             code = "input_error" if (e.field or "").startswith("images") else "invalid_input"
             job.verdict = self._abstain(sample, name, code, str(e))
         except PromptTooLongError as e:
             job.verdict = self._abstain(sample, name, "too_long", str(e))
         return job
+
+    def _check_image_slots(self, sample: Sample, encoded: Sequence[EncodedPrompt]) -> None:
+        """Refuse (alone) a sample whose prompt holds more or fewer image placeholders than it
+        has images (images given to a text format, ``<image>`` typed into a text), instead of
+        letting it fail its whole batch in the model."""
+        n_images = len(encoded[0].prompt.images)
+        if not hasattr(self.model, "embed_inputs"):
+            raise InvalidSampleError(
+                "this judge has no vision tower; load a vision judge for image formats",
+                field="images",
+                record=sample.id,
+            )
+        from judgelm.vision.tokens import check_image_placeholders
+
+        for e in encoded:
+            check_image_placeholders(self.tokenizer, e.input_ids, n_images, sample_id=sample.id)
 
     def _load_images(self, sample: Sample, images: Sequence[Any]) -> tuple[Any, ...]:
         if not hasattr(self.model, "embed_inputs"):
@@ -478,6 +506,14 @@ class Judge:
         out = self.engine.generate([ids], max_new_tokens=max_new_tokens)[0]
         reply = self.tokenizer.decode(out, skip_special_tokens=True).strip()
         return Discussion(about.context, (*about.turns, Turn("user", message), Turn("assistant", reply)))
+
+
+def _is_hf_vision_model(name_or_path: str) -> bool:
+    if not Path(name_or_path).is_dir() or not (Path(name_or_path) / "config.json").is_file():
+        return False
+    from judgelm.vision.hf_vlm import is_hf_vision_model
+
+    return is_hf_vision_model(name_or_path)
 
 
 def _score_line(verdict: Verdict) -> str:

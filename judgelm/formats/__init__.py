@@ -25,6 +25,8 @@ from judgelm.types import Sample
 for _cls in (PairwiseFormat, SingleFormat, MultiFormat, MMVetFormat, ChatFormat):
     register_format(_cls)
 
+import judgelm.formats.image  # noqa: E402,F401  (registers image_single / image_pairwise; no torch import)
+
 
 def infer_mode(sample: Sample) -> str:
     """The format a sample without ``mode`` is judged in: its own ``mode`` if set, else chat for
