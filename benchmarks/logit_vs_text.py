@@ -1,6 +1,9 @@
 """Logit scoring vs generate-then-parse, same judge, same samples, same run.
 
-    python benchmarks/logit_vs_text.py [--model demo|PATH] [--n 32] [--out results.json]
+    python benchmarks/logit_vs_text.py [--model demo|PATH] [--data SAMPLES.jsonl] [--n 32] [--out results.json]
+
+Samples: ``--data`` (pairwise and single-answer records, native or JudgeLM format; their lengths
+vary as real data does), else generated arithmetic questions of nearly equal length.
 
 Rows: judgelm logit scoring (joint and greedy slots), judgelm text scoring (its own KV-cached
 greedy decoding, stopping at the first newline like the reference "fast eval"), and the peer:
@@ -19,6 +22,7 @@ import random
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -41,19 +45,25 @@ def make_samples(n: int, seed: int = 0) -> list[Sample]:
     return out
 
 
+def _render(sample: Sample) -> Any:
+    return get_format("single" if len(sample.answers) == 1 else "pairwise").render(sample)
+
+
 def hf_generate_parse(
     judge: Judge, samples: list[Sample], batch: int = 16
-) -> tuple[list[tuple[float, ...] | None], float]:
-    """The peer: HF generate (greedy, left-padded batches, stop at newline) + the reference parser."""
+) -> tuple[list[tuple[float, ...] | None], float, list[int]]:
+    """The peer: HF generate (greedy, left-padded batches, stop at newline) + the reference parser.
+    Returns (parsed scores or None per sample, seconds, new tokens generated per batch)."""
     from transformers import StopStringCriteria
 
     tok, model = judge.tokenizer, judge.model
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    prompts = [get_format("single" if len(s.answers) == 1 else "pairwise").render(s) for s in samples]
+    prompts = [_render(s) for s in samples]
     stop = StopStringCriteria(tok, ["\n"])
     out: list[tuple[float, ...] | None] = []
+    steps: list[int] = []
     start = time.perf_counter()
     for i in range(0, len(prompts), batch):
         chunk = prompts[i : i + batch]
@@ -62,10 +72,11 @@ def hf_generate_parse(
             gen = model.generate(
                 **enc, max_new_tokens=16, do_sample=False, stopping_criteria=[stop], pad_token_id=tok.pad_token_id
             )
+        steps.append(gen.shape[1] - enc["input_ids"].shape[1])
         for p, row in zip(chunk, gen[:, enc["input_ids"].shape[1] :], strict=True):
             text = p.response_prefix + tok.decode(row, skip_special_tokens=True)
             out.append(parse_scores(text, p.spec.n_scores, official=True))
-    return out, time.perf_counter() - start
+    return out, time.perf_counter() - start, steps
 
 
 def timed(fn, repeats: int) -> tuple[object, float]:
@@ -80,6 +91,7 @@ def timed(fn, repeats: int) -> tuple[object, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="demo")
+    ap.add_argument("--data", help="JSONL samples (pairwise / single); default: generated arithmetic")
     ap.add_argument("--n", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device")
@@ -87,7 +99,12 @@ def main() -> None:
     args = ap.parse_args()
 
     judge = Judge.from_pretrained(args.model, device=args.device, abstain_threshold=1.0)
-    samples = make_samples(args.n)
+    if args.data:
+        from judgelm.io import read_samples
+
+        samples = [r.sample for r in read_samples(args.data) if r.sample is not None][: args.n]
+    else:
+        samples = make_samples(args.n)
     judge.judge(samples[:2])  # warm up
     rows = {}
     logits, t_logits = timed(lambda: judge.judge(samples, scoring="logits"), args.repeats)
@@ -96,6 +113,7 @@ def main() -> None:
     peer, t_peer = timed(lambda: hf_generate_parse(judge, samples), args.repeats)
     peer_scores = peer[0]  # type: ignore[index]
 
+    lengths = [len(judge.tokenizer(p.text)["input_ids"]) for p in map(_render, samples)]
     agree = checked = 0
     for s, lv, ps in zip(samples, logits, peer_scores, strict=True):  # type: ignore[arg-type]
         if ps is None or lv.abstained:
@@ -115,17 +133,24 @@ def main() -> None:
     ):
         rows[name] = {
             "seconds": round(seconds, 3),
-            "samples_per_s": round(args.n / seconds, 3),
+            "samples_per_s": round(len(samples) / seconds, 3),
             "speedup_vs_peer": round(t_peer / seconds, 3),
             "abstained": None if verdicts is None else sum(v.abstained for v in verdicts),  # type: ignore[union-attr]
         }
     rows["HF generate + parse (peer)"]["parse_failures"] = sum(p is None for p in peer_scores)
+    rows["HF generate + parse (peer)"]["new_tokens_per_batch"] = peer[2]  # type: ignore[index]
     result = {
         "model": judge.name,
         "device": str(judge.engine.device),
         "cpu": platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
-        "n": args.n,
+        "n": len(samples),
+        "data": args.data or "generated arithmetic",
+        "prompt_tokens": {
+            "min": min(lengths),
+            "mean": round(statistics.mean(lengths), 1),
+            "max": max(lengths),
+        },
         "repeats": args.repeats,
         "rows": rows,
         "agreement_where_parse_succeeded": {"checked": checked, "agree": agree},
@@ -136,9 +161,11 @@ def main() -> None:
             f"{name:30}{r['seconds']:>9.2f}{r['samples_per_s']:>11.2f}{r['speedup_vs_peer']:>8.2f}{r['abstained']!s:>9}"
         )
     print(
-        f"peer parse failures: {rows['HF generate + parse (peer)']['parse_failures']}/{args.n}; "
-        f"logits agree with the parsed text on {agree}/{checked} parsed samples"
+        f"peer parse failures: {rows['HF generate + parse (peer)']['parse_failures']}/{len(samples)}; "
+        f"logits agree with the parsed text on {agree}/{checked} parsed samples; "
+        f"peer new tokens per batch: {peer[2]}"  # type: ignore[index]
     )
+    print(f"prompt tokens: {result['prompt_tokens']}")
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
 
 

@@ -230,6 +230,17 @@ def test_reference_chunking_is_exact(dtype: torch.dtype) -> None:
     assert_head_close(chunked, verdict_head_reference(*pos, **kw), atol=1e-6, rtol=1e-6)
 
 
+def test_reference_without_entropy_is_the_same_otherwise() -> None:
+    """``with_entropy=False`` (what the scorer asks for) drops only the entropy."""
+    case = make_case(n_pos=7, vocab=90, n_hid=12, n_cand=4, bias=True, values=True, special=True, seed=5)
+    pos, kw = _args(case)
+    full = verdict_head_reference(*pos, **kw)
+    lean = verdict_head(*pos, **kw, with_entropy=False)
+    assert lean.entropy is None
+    for field in ("cand_logprobs", "lse", "grammar_mass", "expected"):
+        torch.testing.assert_close(getattr(lean, field), getattr(full, field), atol=0, rtol=0, equal_nan=True)
+
+
 def test_semantics_by_hand() -> None:
     """Padding -> -inf, a repeat counted once, expected over finite values only."""
     vocab, n_hid = 4, 4

@@ -71,8 +71,9 @@ class HeadOutput:
     cand_logprobs: Tensor
     # [P] logsumexp over the full vocabulary of z = (W h + b) / T
     lse: Tensor
-    # [P] entropy (nats) of the full-vocabulary softmax at T
-    entropy: Tensor
+    # [P] entropy (nats) of the full-vocabulary softmax at T; None when not asked for
+    # (``with_entropy=False``: the torch path then skips one [P, V] exp pass)
+    entropy: Tensor | None
     # [P] sum of the probabilities of the distinct candidate tokens
     grammar_mass: Tensor
     # [P] sum_c p_c v_c / sum_c p_c over finite-valued candidates (NaN if none); None without
@@ -212,6 +213,7 @@ def verdict_head_reference(
     bias: Tensor | None = None,
     temperature: float | Tensor = 1.0,
     cand_values: Tensor | None = None,
+    with_entropy: bool = True,
 ) -> HeadOutput:
     """Plain-torch verdict head in fp32 (exact up to fp32 rounding); runs on any device.
 
@@ -231,6 +233,7 @@ def verdict_head_reference(
         cand_values=cand_values,
         max_logits=_REF_MAX_LOGITS,
         max_weight=_REF_MAX_WEIGHT,
+        with_entropy=with_entropy,
     )
 
 
@@ -244,6 +247,7 @@ def _reference_impl(
     cand_values: Tensor | None,
     max_logits: int,
     max_weight: int,
+    with_entropy: bool = True,
 ) -> HeadOutput:
     """The reference with explicit chunk budgets (tests shrink them to exercise chunking)."""
     n_pos, n_hid = hidden.shape
@@ -266,7 +270,7 @@ def _reference_impl(
 
     cand_lp = torch.empty(n_pos, n_cand, dtype=torch.float32, device=dev)
     lse = torch.empty(n_pos, dtype=torch.float32, device=dev)
-    entropy = torch.empty(n_pos, dtype=torch.float32, device=dev)
+    entropy = torch.empty(n_pos, dtype=torch.float32, device=dev) if with_entropy else None
     for p0 in range(0, n_pos, rows):
         p1 = min(n_pos, p0 + rows)
         h = hidden[p0:p1].float()  # [rows, H]
@@ -279,7 +283,8 @@ def _reference_impl(
         logits /= temp if isinstance(temp, float) else temp[p0:p1]
         chunk_lse = torch.logsumexp(logits, dim=-1)  # [rows]
         logp = logits.sub_(chunk_lse[:, None])  # in place: [rows, V] log-probabilities
-        entropy[p0:p1] = -logp.exp().mul_(logp).sum(-1)  # one [rows, V] temporary
+        if entropy is not None:
+            entropy[p0:p1] = -logp.exp().mul_(logp).sum(-1)  # one [rows, V] temporary
         lse[p0:p1] = chunk_lse
         cand_lp[p0:p1] = logp.gather(1, gather_ids[p0:p1])
         del logits, logp
@@ -344,6 +349,7 @@ def verdict_head(
     temperature: float | Tensor = 1.0,
     cand_values: Tensor | None = None,
     backend: Literal["auto", "triton", "torch"] = "auto",
+    with_entropy: bool = True,
 ) -> HeadOutput:
     """Candidate log-probabilities, log-normaliser, entropy, grammar mass and expected value.
 
@@ -354,6 +360,8 @@ def verdict_head(
 
     ``backend="auto"`` runs the fused Triton kernel when the tensors are on CUDA and triton
     imports, else the chunked fp32 reference; ``"triton"`` and ``"torch"`` force one.
+    ``with_entropy=False`` lets the reference skip the entropy pass (the kernel computes it
+    anyway, at no extra memory traffic).
     """
     if backend not in ("auto", "triton", "torch"):
         raise ValueError(f"backend must be 'auto', 'triton' or 'torch', got {backend!r}")
@@ -365,6 +373,6 @@ def verdict_head(
         from judgelm.scoring.triton_head import MAX_CANDIDATES, verdict_head_triton
 
         if backend == "auto" and cand_ids.dim() == 2 and cand_ids.shape[1] > MAX_CANDIDATES:
-            return verdict_head_reference(hidden, weight, cand_ids, **kwargs)
+            return verdict_head_reference(hidden, weight, cand_ids, **kwargs, with_entropy=with_entropy)
         return verdict_head_triton(hidden, weight, cand_ids, **kwargs)
-    return verdict_head_reference(hidden, weight, cand_ids, **kwargs)
+    return verdict_head_reference(hidden, weight, cand_ids, **kwargs, with_entropy=with_entropy)

@@ -138,7 +138,9 @@ def _score_batch(
             hidden = torch.cat([out[r, : t.n_nodes] for r, t in live])  # [P, H]
             cand = _pad_candidates([c for _, t in live for c in t.cand_ids]).to(hidden.device)
             weight, bias = head
-            cand_lp = verdict_head(hidden, weight, cand, bias=bias, backend=head_backend).cand_logprobs  # [P, C]
+            cand_lp = verdict_head(
+                hidden, weight, cand, bias=bias, backend=head_backend, with_entropy=False
+            ).cand_logprobs  # [P, C]
         else:
             logprobs = torch.cat([torch.log_softmax(out[r, : t.n_nodes].float(), -1) for r, t in live])  # [P, V]
             cand = _pad_candidates([c for _, t in live for c in t.cand_ids]).to(logprobs.device)
