@@ -17,21 +17,20 @@ refused when loaded.
 
 from __future__ import annotations
 
-import inspect
 import os
-from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from judgelm.errors import ModelLoadError
+from judgelm.vision.base import ImageJudgeBase
 from judgelm.vision.tokens import DEFAULT_IMAGE_TOKEN, ImageTokenizer
 
 __all__ = ["HFVisionJudge", "is_hf_vision_model", "load_hf_vision_judge"]
 
 
-class HFVisionJudge(nn.Module):
+class HFVisionJudge(ImageJudgeBase):
     """A HF image-text-to-text model + its image processor, behaving like a judge LLM."""
 
     def __init__(
@@ -47,63 +46,20 @@ class HFVisionJudge(nn.Module):
         if token is None:
             raise ModelLoadError(f"{type(vlm).__name__} has no image_token_id in its config")
         self.image_token_id = int(token)
-        params = inspect.signature(vlm.forward).parameters
-        self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
         probe = self.preprocess(_probe_image(image_processor))
         self.image_shape = tuple(probe.shape)
         with torch.no_grad():
             feats = self.encode_images(probe[None])  # [1, N, H]
         self.n_image_tokens = int(feats.shape[1])
 
-    # ---- the LLM's face -------------------------------------------------------------------------
+    # ---- the LLM's face (the rest: `ImageJudgeBase`) ----------------------------------------------
+    @property
+    def lm(self) -> nn.Module:
+        return self.vlm
+
     @property
     def config(self) -> Any:
         return self.vlm.config.get_text_config()
-
-    @property
-    def generation_config(self) -> Any:
-        return self.vlm.generation_config
-
-    @property
-    def model(self) -> nn.Module:
-        return self.get_decoder()
-
-    def get_decoder(self) -> nn.Module:
-        return self.vlm.get_decoder()
-
-    def get_input_embeddings(self) -> nn.Module:
-        return self.vlm.get_input_embeddings()
-
-    def get_output_embeddings(self) -> nn.Module:
-        return self.vlm.get_output_embeddings()
-
-    def forward(
-        self,
-        input_ids: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        position_ids: Tensor | None = None,
-        cache: Any = None,
-        inputs_embeds: Tensor | None = None,
-        use_cache: bool | None = None,
-        logits_to_keep: int | Tensor = 0,
-        past_key_values: Any = None,
-        images: Sequence[Sequence[Tensor]] | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        if images is not None:
-            if input_ids is None:
-                raise ValueError("images need input_ids (their placeholder positions)")
-            inputs_embeds, input_ids = self.embed_inputs(input_ids, images), None
-        kwargs[self._cache_kwarg] = cache if cache is not None else past_key_values
-        return self.vlm(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            use_cache=use_cache,
-            logits_to_keep=logits_to_keep,
-            **kwargs,
-        )
 
     def save_pretrained(self, folder: str | os.PathLike[str]) -> None:
         """The VLM (safetensors) and its processor, loadable by `load_hf_vision_judge`."""
@@ -126,27 +82,6 @@ class HFVisionJudge(nn.Module):
         if isinstance(feats, list | tuple):
             feats = torch.stack(list(feats))
         return feats.to(self.get_input_embeddings().weight.dtype)
-
-    def embed_inputs(self, input_ids: Tensor, images: Sequence[Sequence[Tensor]]) -> Tensor:
-        """As `VisionJudgeModel.embed_inputs`: row b's images over row b's placeholder runs."""
-        if len(images) != input_ids.shape[0]:
-            raise ValueError(f"{len(images)} image lists for a batch of {input_ids.shape[0]} rows")
-        embeds = self.get_input_embeddings()(input_ids)  # [B, L, H]
-        is_image = input_ids == self.image_token_id
-        for b, (row, count) in enumerate(zip(images, is_image.sum(dim=1).tolist(), strict=True)):
-            if count != len(row) * self.n_image_tokens:
-                raise ValueError(
-                    f"row {b} has {count} image placeholder tokens (id {self.image_token_id}) but "
-                    f"{len(row)} image(s) x {self.n_image_tokens} tokens = {len(row) * self.n_image_tokens}"
-                )
-        flat = [img for row in images for img in row]
-        if not flat:
-            return embeds
-        for img in flat:
-            if tuple(img.shape) != self.image_shape:
-                raise ValueError(f"an image tensor has shape {tuple(img.shape)}; `preprocess` gives {self.image_shape}")
-        feats = self.encode_images(torch.stack(flat).to(embeds.device))  # [M, N, H]
-        return embeds.masked_scatter(is_image[..., None], feats.reshape(-1, feats.shape[-1]))
 
 
 def _probe_image(image_processor: Any) -> Any:

@@ -14,14 +14,14 @@ C tower width, H the LLM's hidden size.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from judgelm.vision.base import ImageJudgeBase
 from judgelm.vision.projector import build_projector
 from judgelm.vision.tokens import DEFAULT_IMAGE_TOKEN, ImageTokenizer, add_image_token
 from judgelm.vision.tower import TEST_TOWER, VisionTower, create_tower
@@ -53,7 +53,7 @@ class VisionSpec:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-class VisionJudgeModel(nn.Module):
+class VisionJudgeModel(ImageJudgeBase):
     """An LLM + an open_clip vision tower + a projector, behaving like the LLM for the engine."""
 
     def __init__(
@@ -66,71 +66,18 @@ class VisionJudgeModel(nn.Module):
         self.spec = spec
         self.image_token_id = int(image_token_id)
         self.n_image_tokens = tower.n_tokens
+        self.image_shape = (3, *tower.image_size)
         if spec.n_image_tokens != tower.n_tokens:
             raise ValueError(f"spec says {spec.n_image_tokens} image tokens, the tower gives {tower.n_tokens}")
-        params = inspect.signature(llm.forward).parameters
-        self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
-
-    # ---- the LLM's face -----------------------------------------------------------------------
-    @property
-    def config(self) -> Any:
-        return self.llm.config
 
     @property
-    def generation_config(self) -> Any:
-        return self.llm.generation_config
-
-    @property
-    def model(self) -> nn.Module:
-        return self.llm.get_decoder()
-
-    def get_decoder(self) -> nn.Module:
-        return self.llm.get_decoder()
-
-    def get_input_embeddings(self) -> nn.Module:
-        return self.llm.get_input_embeddings()
-
-    def get_output_embeddings(self) -> nn.Module:
-        return self.llm.get_output_embeddings()
+    def lm(self) -> nn.Module:
+        return self.llm
 
     def preprocess(self, image: Any) -> Tensor:
         """PIL image -> ``[3, S, S]`` with the open_clip model's own eval transforms."""
         return self.tower.preprocess(image)
 
-    def forward(
-        self,
-        input_ids: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        position_ids: Tensor | None = None,
-        cache: Any = None,
-        inputs_embeds: Tensor | None = None,
-        labels: Tensor | None = None,
-        use_cache: bool | None = None,
-        logits_to_keep: int | Tensor = 0,
-        past_key_values: Any = None,
-        images: Sequence[Sequence[Tensor]] | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        """The LLM's forward. With ``images`` (training), the placeholders of ``input_ids`` are
-        replaced first (`embed_inputs`); the engine passes ``inputs_embeds`` itself instead."""
-        if images is not None:
-            if input_ids is None:
-                raise ValueError("images need input_ids (their placeholder positions)")
-            inputs_embeds, input_ids = self.embed_inputs(input_ids, images), None
-        kwargs[self._cache_kwarg] = cache if cache is not None else past_key_values
-        if labels is not None:
-            kwargs["labels"] = labels
-        return self.llm(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            inputs_embeds=inputs_embeds,
-            use_cache=use_cache,
-            logits_to_keep=logits_to_keep,
-            **kwargs,
-        )
-
-    # ---- images ---------------------------------------------------------------------------------
     def encode_images(self, pixels: Tensor) -> Tensor:
         """``[M, 3, S, S]`` pixels -> ``[M, N, H]`` embeddings in the LLM's space (and dtype)."""
         feats = self.tower(pixels)  # [M, N, C]
@@ -140,34 +87,6 @@ class VisionJudgeModel(nn.Module):
             rms = out.float().pow(2).mean(-1, keepdim=True).sqrt().clamp(min=1e-12)
             out = (out.float() * (self.spec.image_rms / rms)).to(out.dtype)
         return out.to(self.get_input_embeddings().weight.dtype)
-
-    def embed_inputs(self, input_ids: Tensor, images: Sequence[Sequence[Tensor]]) -> Tensor:
-        """Token embeddings ``[B, L, H]`` with row b's images, in order, written over row b's
-        placeholder runs. Raises `ValueError` if a row's placeholder count is not its image
-        count times ``n_image_tokens``."""
-        if len(images) != input_ids.shape[0]:
-            raise ValueError(f"{len(images)} image lists for a batch of {input_ids.shape[0]} rows")
-        embeds = self.get_input_embeddings()(input_ids)  # [B, L, H]
-        is_image = input_ids == self.image_token_id  # [B, L]
-        counts = is_image.sum(dim=1).tolist()
-        for b, (row_images, count) in enumerate(zip(images, counts, strict=True)):
-            expected = len(row_images) * self.n_image_tokens
-            if count != expected:
-                raise ValueError(
-                    f"row {b} has {count} image placeholder tokens (id {self.image_token_id}) but "
-                    f"{len(row_images)} image(s) x {self.n_image_tokens} tokens = {expected}"
-                )
-        flat = [img for row in images for img in row]
-        if not flat:
-            return embeds
-        expected_shape = (3, *self.tower.image_size)
-        for img in flat:
-            if tuple(img.shape) != expected_shape:
-                raise ValueError(f"an image tensor has shape {tuple(img.shape)}; `preprocess` gives {expected_shape}")
-        feats = self.encode_images(torch.stack(flat).to(embeds.device))  # [M, N, H]
-        # masked_scatter fills the True positions in row-major order: row 0's placeholders
-        # first, left to right, i.e. row 0's images in order, then row 1's, ...
-        return embeds.masked_scatter(is_image[..., None], feats.reshape(-1, feats.shape[-1]))
 
 
 @torch.no_grad()
