@@ -219,6 +219,38 @@ def judge_cmd_args(**over) -> argparse.Namespace:
     return argparse.Namespace(**{**args, **over})
 
 
+def test_local_judge_imported_by_a_reward_worker_actor_warns(ray_cluster, tmp_path):
+    """veRL 0.9.1 (verl/experimental/reward_loop/reward_loop.py) starts reward.num_workers Ray
+    actors, each importing the reward file (verl/utils/import_utils.py: spec_from_file_location):
+    a local Judge there is one model copy per actor, which judgelm warns about."""
+    path = tmp_path / "my_reward.py"
+    path.write_text(
+        "from test_serve_support import grading_judge\n"
+        "from judgelm.integrations import verl_compute_score\n"
+        "compute_score = verl_compute_score(grading_judge()).as_async()\n"
+    )
+
+    @ray.remote(num_cpus=0)
+    class RewardLoopWorker:
+        def __init__(self, module_path):
+            import importlib.util
+            import warnings
+
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                spec = importlib.util.spec_from_file_location("custom_module", module_path)
+                spec.loader.exec_module(importlib.util.module_from_spec(spec))
+            self.warned = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+
+        def report(self):
+            return ray.get_runtime_context().get_actor_id(), self.warned
+
+    actor = RewardLoopWorker.remote(str(path))
+    actor_id, warned = ray.get(actor.report.remote(), timeout=120)
+    ray.kill(actor)
+    assert any(f"inside Ray actor {actor_id}" in m and "judgelm serve" in m for m in warned), warned
+
+
 def test_cli_engine_ray_maps_the_judge_command_flags(monkeypatch, capsys):
     from judgelm.errors import JudgeLMError
     from judgelm.integrations import ray_data

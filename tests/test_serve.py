@@ -227,7 +227,7 @@ def test_get_reward_speaks_openrlhf():
     assert set(out) == {"rewards", "scores", "extra_logs"}
     assert out["rewards"] == [9.0, 2.0, 0.0]
     assert out["scores"] == pytest.approx([8 / 9, 1 / 9, 0.0])
-    assert out["extra_logs"] == {"judge_abstained": [0.0, 0.0, 1.0]}
+    assert out["extra_logs"] == {"judge_abstained": [0.0, 0.0, 1.0], "judge_invalid_input": [0.0, 0.0, 0.0]}
     [(n, _)] = judge.calls
     assert n == 3  # one model call for the whole request
 
@@ -237,19 +237,25 @@ def test_get_reward_splits_labels_and_modes():
 
     sep = "<|im_start|>assistant\n"
     query = [f"<|im_start|>user\nQ1{sep}good one<|im_end|>", f"<|im_start|>user\nQ2{sep}bad one"]
-    pairwise = RewardMapping(mode="pairwise", separator=sep)
+    pairwise = RewardMapping(mode="pairwise", separator=sep, abstain_reward=-1.0)
     judge = CountingJudge(grading_judge())
-    with running(judge, reward=pairwise) as (_, c):
+    with running(judge, reward=pairwise) as (srv, c):
         r = c.post("/get_reward", json={"query": query, "labels": ["bad ref", "good ref"]})
         assert r.status_code == 200, r.text
         assert r.json()["rewards"] == [7.0, -7.0]  # score(answer) - score(label)
         assert r.json()["scores"] == pytest.approx([(7 + 9) / 18, (-7 + 9) / 18])
-        r = c.post("/get_reward", json={"query": query, "labels": ["x", ""]})
-        assert r.status_code == 400 and r.json()["error"]["field"] == "labels[1]"
+        # A query that cannot be judged (no label to compare with, no separator) is a flagged
+        # stand-in reward: OpenRLHF cannot survive an HTTP error for one query.
+        r = c.post("/get_reward", json={"query": query, "labels": ["bad", ""]})
+        assert r.status_code == 200 and r.json()["rewards"] == [7.0, -1.0]
+        assert r.json()["extra_logs"] == {"judge_abstained": [0.0, 1.0], "judge_invalid_input": [0.0, 1.0]}
+        r = c.post("/get_reward", json={"query": [query[0], "no separator here"], "labels": ["bad", "b"]})
+        assert r.status_code == 200 and r.json()["rewards"] == [7.0, -1.0]
+        assert r.json()["extra_logs"]["judge_invalid_input"] == [0.0, 1.0]
+        assert srv.app.state.metrics.abstains.get(reason_code="invalid_input") == 2
+        # A malformed body is still an error naming the field.
         r = c.post("/get_reward", json={"query": query, "labels": ["x"]})
         assert r.status_code == 400 and r.json()["error"]["field"] == "labels"
-        r = c.post("/get_reward", json={"query": [query[0], "no separator here"], "labels": ["a", "b"]})
-        assert r.status_code == 400 and r.json()["error"]["field"] == "query[1]"
         r = c.post("/get_reward", json={"query": "one string"})
         assert r.status_code == 400 and r.json()["error"]["field"] == "query"
     sample_prompts = [p for p in judge.inner.engine.prompts]
@@ -257,10 +263,21 @@ def test_get_reward_splits_labels_and_modes():
     assert "<|im_start|>user\nQ1" in sample_prompts[0]
 
 
-def test_get_reward_without_prompts_or_separator_is_a_400():
-    with running(grading_judge()) as (_, c):
-        r = c.post("/get_reward", json={"query": ["just text"]})
-    assert r.status_code == 400 and r.json()["error"]["field"] == "query[0]"
+def test_get_reward_without_prompts_or_separator_is_a_counted_stand_in(caplog):
+    judge = CountingJudge(grading_judge())
+    with running(judge) as (srv, c):
+        for _ in range(2):
+            r = c.post("/get_reward", json={"query": ["just text"]})
+            assert r.status_code == 200
+            assert r.json() == {
+                "rewards": [0.0],
+                "scores": [0.0],
+                "extra_logs": {"judge_abstained": [1.0], "judge_invalid_input": [1.0]},
+            }
+        assert srv.app.state.metrics.abstains.get(reason_code="invalid_input") == 2
+    assert judge.calls == []  # nothing reached the model
+    warned = [r for r in caplog.records if "could not be judged" in r.getMessage()]
+    assert len(warned) == 1 and "send 'prompts' or configure a separator" in warned[0].getMessage()
 
 
 def test_graceful_shutdown_finishes_in_flight_requests():

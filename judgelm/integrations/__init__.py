@@ -1,5 +1,7 @@
 """judgelm where training and batch jobs live: reward functions for TRL (sync/async, GRPO
-groups), a veRL ``compute_score``, OpenRLHF's remote reward protocol, and Ray Data batch judging.
+groups, picklable for AsyncGRPOTrainer), a veRL ``compute_score`` (sync or awaited by veRL 0.9's
+reward loop), OpenRLHF's remote reward protocol (and its ``reward_func`` file form), and Ray Data
+batch judging.
 Each works with a `Judge` in this process or against a running ``judgelm serve``. Names load on
 first use; Ray is needed only by the Ray functions (extra ``ray``), httpx only for remote judges
 (extra ``serve``).
@@ -14,6 +16,7 @@ __all__ = [
     "JudgeBackend",
     "JudgeReward",
     "LocalBackend",
+    "OpenRLHFReward",
     "RayJudgeSummary",
     "RemoteBackend",
     "RewardMapping",
@@ -21,6 +24,7 @@ __all__ = [
     "as_backend",
     "judge_dataset",
     "judge_file",
+    "read_reward_request",
     "reward_response",
     "samples_from_reward_request",
     "split_query",
@@ -39,7 +43,9 @@ _WHERE = {
     "trl_async_reward_func": "trl",
     "VerlScorer": "verl",
     "verl_compute_score": "verl",
+    "OpenRLHFReward": "openrlhf",
     "RewardMapping": "openrlhf",
+    "read_reward_request": "openrlhf",
     "reward_response": "openrlhf",
     "samples_from_reward_request": "openrlhf",
     "split_query": "openrlhf",

@@ -1,17 +1,24 @@
 """OpenRLHF's remote reward protocol, mapped onto the judge.
 
-OpenRLHF POSTs ``{"query": [...], "prompts": [...], "labels": [...]}`` to ``--remote_rm_url``
-and reads ``{"rewards": [...], "scores": [...], "extra_logs": {...}}``; it turns each into a
-per-sample tensor, so every value is a list with one number per query.
+OpenRLHF (>= 0.10.2: ``--reward.remote_url``; before: ``--remote_rm_url``) POSTs
+``{"query": [...], "prompts": [...], "labels": [...]}`` and reads
+``{"rewards": [...], "scores": [...], "extra_logs": {...}}``; it turns each into a per-sample
+tensor, so every value is a list with one number per query. OpenRLHF 0.11 sends one query per
+request (``openrlhf/utils/agent.py``, ``SingleTurnAgentExecutor``); a ``.py`` file given as
+``--reward.remote_url`` is called as ``reward_func(queries, prompts, labels)`` instead
+(`OpenRLHFReward`).
 
 How a query becomes a judge sample:
 
-- ``query[i]`` is the prompt and the response as one text. When ``prompts[i]`` is given and
-  starts ``query[i]`` (or occurs in it: decoding can add a BOS or spaces in front), the question is
-  ``prompts[i]`` and the answer is what follows it. Without prompts, the answer is what follows
-  the LAST ``separator`` (e.g. ``"<|im_start|>assistant\\n"``: earlier assistant turns of a
-  multi-turn prompt come before it) and the question is what precedes it. A query that cannot be
-  split is a 400 naming ``query[i]``: a misconfigured split must fail loudly, not score garbage.
+- ``query[i]`` is the decoded prompt tokens followed by the response. When ``prompts[i]`` is given
+  the question is ``prompts[i]`` and the answer is what follows the prompt in ``query[i]``: the
+  prompt starts the query, or occurs in it (decoding can add a BOS or spaces in front), or only its
+  END starts the query: OpenRLHF keeps the last tokens of an over-long prompt
+  (``prompt_token_ids[-max_prompt_length:]``), so the query starts with a suffix of the prompt
+  (its first characters possibly garbled where a token boundary split a character). The judge
+  still sees the whole prompt as the question. Otherwise the answer is what follows the LAST
+  ``separator`` (e.g. ``"<|im_start|>assistant\n"``: earlier assistant turns of a multi-turn
+  prompt come before it) and the question is what precedes it.
 - End-of-sequence markers left by decoding (``</s>``, ``<|im_end|>``, ...) are cut from the end
   of the answer.
 - ``labels[i]`` (empty or null = none) is the gold answer. ``mode="single"`` grades the answer
@@ -22,9 +29,13 @@ How a query becomes a judge sample:
 
 What comes back: ``rewards`` = the judge's score (expected score under ``scoring="logits"``) or
 the pairwise margin; ``scores`` = the same mapped to [0, 1] (OpenRLHF filters on it);
-``extra_logs`` = ``judge_abstained`` (1.0 where the judge abstained).
-OpenRLHF cannot take a missing reward, so an abstained query gets ``abstain_reward`` (default
-0.0) in ``rewards``, flagged in ``judge_abstained`` and counted in the server's metrics.
+``extra_logs`` = ``judge_abstained`` (1.0 where no verdict stands behind the reward) and
+``judge_invalid_input`` (1.0 where the query itself could not be judged: it cannot be split, or
+``pairwise`` has no label). OpenRLHF cannot take a missing reward (it retries an HTTP error five
+times, then trains on ``None`` and fails later), so a well-formed call is never refused because
+of one query: such a query, like an abstained verdict, gets ``abstain_reward`` (default 0.0),
+flagged in ``extra_logs`` and counted in the server's metrics. Only a malformed body (not an
+object, ``query`` not a list of strings, ``prompts``/``labels`` of the wrong length) is an error.
 """
 
 from __future__ import annotations
@@ -40,7 +51,9 @@ from judgelm.types import Sample, Verdict
 
 __all__ = [
     "END_MARKERS",
+    "OpenRLHFReward",
     "RewardMapping",
+    "read_reward_request",
     "reward_response",
     "samples_from_reward_request",
     "split_query",
@@ -96,6 +109,34 @@ def _strip_end(text: str, markers: Sequence[str]) -> str:
     return text
 
 
+# A kept prompt suffix must overlap the prompt by this many characters to count as a match (a
+# shorter one could be chance), and may start after this many garbled characters: decoding tokens
+# that begin inside a multi-byte character gives one U+FFFD per stray byte (at most 3).
+MIN_SUFFIX_OVERLAP = 16
+MAX_GARBLED_CHARS = 4
+_MAX_CANDIDATES = 256  # bounds the work on a pathological (highly repetitive) prompt
+
+
+def _prompt_suffix_end(query: str, prompt: str) -> int | None:
+    """Where a kept END of ``prompt`` ends in ``query``: the query starts (after at most
+    `MAX_GARBLED_CHARS` characters) with a suffix of the prompt at least `MIN_SUFFIX_OVERLAP` long.
+    The fewest skipped characters, then the longest suffix, win; None when there is none."""
+    for skip in range(MAX_GARBLED_CHARS + 1):
+        head = query[skip : skip + MIN_SUFFIX_OVERLAP]
+        if len(head) < MIN_SUFFIX_OVERLAP:
+            return None
+        # The kept suffix starts where the query's first characters occur in the prompt; the
+        # earliest such place that matches up to the prompt's end is the longest suffix.
+        at = prompt.find(head)
+        for _ in range(_MAX_CANDIDATES):
+            if at < 0:
+                break
+            if query.startswith(prompt[at:], skip):
+                return skip + len(prompt) - at
+            at = prompt.find(head, at + 1)
+    return None
+
+
 def split_query(query: str, prompt: str | None = None, separator: str | None = None) -> tuple[str, str]:
     """(question, answer) of one OpenRLHF query (see the module doc); ValueError if impossible."""
     if prompt:
@@ -104,6 +145,9 @@ def split_query(query: str, prompt: str | None = None, separator: str | None = N
         at = query.find(prompt)
         if at >= 0:
             return prompt, query[at + len(prompt) :]
+        end = _prompt_suffix_end(query, prompt)
+        if end is not None:  # OpenRLHF kept only the end of an over-long prompt
+            return prompt, query[end:]
         if separator is None:
             raise ValueError("the prompt is not part of the query (and no separator is configured)")
     if separator is None:
@@ -128,54 +172,122 @@ def _str_list(data: Mapping[str, Any], name: str, n: int | None, *, nullable_ite
     return value
 
 
-def samples_from_reward_request(data: Any, mapping: RewardMapping) -> list[Sample]:
-    """Samples for an OpenRLHF request body; `InvalidSampleError` names the bad field."""
+def _query_sample(i: int, query: str, prompt: str | None, label: str | None, mapping: RewardMapping) -> Sample:
+    try:
+        question, answer = split_query(query, prompt, mapping.separator)
+    except ValueError as e:
+        raise InvalidSampleError(str(e), field=f"query[{i}]") from None
+    if mapping.question_fn is not None:
+        question = mapping.question_fn(question)
+    answer = _strip_end(answer, mapping.end_markers)
+    if mapping.mode == "pairwise":
+        if label is None:
+            raise InvalidSampleError(
+                "mode 'pairwise' compares against the label: it must be a non-empty string", field=f"labels[{i}]"
+            )
+        return Sample(question, (answer, label), id=str(i), mode="pairwise")
+    if mapping.label_as == "gold":
+        return Sample(question, (answer,), gold=label, id=str(i), mode="single")
+    return Sample(question, (answer,), reference=label, id=str(i), mode="single")
+
+
+def read_reward_request(data: Any, mapping: RewardMapping) -> list[Sample | InvalidSampleError]:
+    """Per query of an OpenRLHF request body: its sample, or the error that says why it cannot be
+    judged (the field names the query or label). Raises `InvalidSampleError` only for a malformed
+    body; one bad query never fails the others."""
     if not isinstance(data, Mapping):
         raise InvalidSampleError("the request body must be a JSON object")
     if "query" not in data:
         raise InvalidSampleError("required", field="query")
     queries = _str_list(data, "query", None, nullable_items=False) or []
     n = len(queries)
-    prompts = _str_list(data, "prompts", n, nullable_items=True)
-    labels = _str_list(data, "labels", n, nullable_items=True)
-    samples = []
-    for i, query in enumerate(queries):
+    prompts = _str_list(data, "prompts", n, nullable_items=True) or [None] * n
+    labels = _str_list(data, "labels", n, nullable_items=True) or [None] * n
+    items: list[Sample | InvalidSampleError] = []
+    for i, (query, prompt, label) in enumerate(zip(queries, prompts, labels, strict=True)):
         try:
-            question, answer = split_query(query, prompts[i] if prompts else None, mapping.separator)
-        except ValueError as e:
-            raise InvalidSampleError(str(e), field=f"query[{i}]") from None
-        if mapping.question_fn is not None:
-            question = mapping.question_fn(question)
-        answer = _strip_end(answer, mapping.end_markers)
-        label = (labels[i] if labels else None) or None
-        if mapping.mode == "pairwise":
-            if label is None:
-                raise InvalidSampleError(
-                    "mode 'pairwise' compares against the label: it must be a non-empty string",
-                    field=f"labels[{i}]",
-                )
-            samples.append(Sample(question, (answer, label), id=str(i), mode="pairwise"))
-        elif mapping.label_as == "gold":
-            samples.append(Sample(question, (answer,), gold=label, id=str(i), mode="single"))
-        else:
-            samples.append(Sample(question, (answer,), reference=label, id=str(i), mode="single"))
-    return samples
+            items.append(_query_sample(i, query, prompt, label or None, mapping))
+        except InvalidSampleError as e:
+            items.append(e)
+    return items
 
 
-def reward_response(verdicts: Sequence[Verdict], mapping: RewardMapping) -> dict[str, Any]:
-    """The OpenRLHF response body for the verdicts of `samples_from_reward_request`."""
+def samples_from_reward_request(data: Any, mapping: RewardMapping) -> list[Sample]:
+    """The samples of an OpenRLHF request body, strictly: the first query that cannot be judged
+    raises its `InvalidSampleError` (the server uses the lenient `read_reward_request`)."""
+    items = read_reward_request(data, mapping)
+    for item in items:
+        if isinstance(item, InvalidSampleError):
+            raise item
+    return items  # type: ignore[return-value]
+
+
+def reward_response(
+    verdicts: Sequence[Verdict],
+    mapping: RewardMapping,
+    items: Sequence[Sample | InvalidSampleError] | None = None,
+) -> dict[str, Any]:
+    """The OpenRLHF response body. ``verdicts`` are those of the samples among ``items`` (from
+    `read_reward_request`; queries that could not be judged get the stand-in), or, without
+    ``items``, one per query."""
     margin = mapping.mode == "pairwise"
+    judged = iter(verdicts)
     rewards: list[float] = []
     scores: list[float] = []
     abstained: list[float] = []
-    for v in verdicts:
-        raw = margin_reward(v) if margin else candidate_reward(v)
+    invalid: list[float] = []
+    for item in items if items is not None else verdicts:
+        bad = isinstance(item, InvalidSampleError)
+        raw = None if bad else (margin_reward if margin else candidate_reward)(next(judged))
         value = mapping.abstain_reward if raw is None else raw
         rewards.append(value)
         scores.append(to_unit(value, mapping.score_range, margin=margin))
         abstained.append(1.0 if raw is None else 0.0)
+        invalid.append(1.0 if bad else 0.0)
     return {
         "rewards": rewards,
         "scores": scores,
-        "extra_logs": {"judge_abstained": abstained},
+        "extra_logs": {"judge_abstained": abstained, "judge_invalid_input": invalid},
     }
+
+
+class OpenRLHFReward:
+    """OpenRLHF's ``reward_func(queries, prompts, labels)`` backed by a judge: the form OpenRLHF
+    loads when ``--reward.remote_url`` names a ``.py`` file. Against a ``judgelm serve`` started
+    with ``--api-key`` this sends the key in the ``Authorization`` header (OpenRLHF's own HTTP
+    client sends no headers)::
+
+        # judge_reward.py, given as --reward.remote_url /path/to/judge_reward.py
+        import os
+        from judgelm.integrations import OpenRLHFReward
+        reward_func = OpenRLHFReward("http://judge-host:8000", api_key=os.environ["JUDGELM_API_KEY"])
+
+    OpenRLHF imports the file in every vLLM engine actor and calls ``reward_func`` in a thread;
+    the answer is the ``/get_reward`` body for the same queries.
+    """
+
+    def __init__(self, judge: Any, mapping: RewardMapping | None = None, *, api_key: str | None = None):
+        from judgelm.integrations.backend import as_backend
+
+        self.backend = as_backend(judge, api_key=api_key)
+        self.mapping = mapping or RewardMapping()
+        self.__name__ = "reward_func"
+
+    def __call__(
+        self,
+        queries: Sequence[str],
+        prompts: Sequence[str] | None = None,
+        labels: Sequence[Any] | None = None,
+        **_: Any,
+    ) -> dict[str, Any]:
+        body = {"query": list(queries), "prompts": _as_list(prompts), "labels": _as_list(labels)}
+        items = read_reward_request(body, self.mapping)
+        samples = [x for x in items if isinstance(x, Sample)]
+        return reward_response(self.backend.judge(samples, self.mapping.options), self.mapping, items)
+
+
+def _as_list(values: Sequence[Any] | None) -> list[Any] | None:
+    """OpenRLHF passes labels as they came from the dataset: make them the wire's strings."""
+    if values is None:
+        return None
+    return [v if v is None or isinstance(v, str) else str(v) for v in values]

@@ -95,7 +95,10 @@ def prompt_question(prompt: Any) -> str:
 
 
 def reference_text(value: Any) -> str | None:
-    """A dataset's gold answer as text (numbers and structures written out); None/"" -> None."""
+    """A dataset's gold answer as text (numbers and structures written out); None/"" -> None.
+    NumPy values (veRL reads its parquet columns into NumPy arrays) count as their Python ones."""
+    if hasattr(value, "tolist") and not isinstance(value, str):
+        value = value.tolist()
     if value is None or value == "":
         return None
     if isinstance(value, str):

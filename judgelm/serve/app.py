@@ -4,6 +4,8 @@ Endpoints:
 
 - ``POST /v1/judge``: native/JudgeLM records in, JSONL-output records out (see `serve.schema`).
 - ``POST /get_reward``: OpenRLHF's remote reward protocol (see `integrations.openrlhf`).
+- ``POST /k/<API key>/get_reward``: the same, with the key in the path (only with an API key):
+  OpenRLHF sends no headers. A query that cannot be judged is a flagged stand-in reward, not a 400.
 - ``GET /health``: liveness and queue depth (never needs the API key: load balancers probe it).
 - ``GET /metrics``: Prometheus text.
 
@@ -24,12 +26,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from judgelm.errors import InvalidSampleError, MissingDependencyError
-from judgelm.integrations.openrlhf import reward_response, samples_from_reward_request
+from judgelm.integrations.openrlhf import read_reward_request, reward_response
 from judgelm.io import output_record
 from judgelm.serve.batcher import MicroBatcher, Overloaded, ShuttingDown
 from judgelm.serve.config import ServeConfig
 from judgelm.serve.metrics import ServerMetrics
 from judgelm.serve.schema import RequestTooLarge, parse_judge_request
+from judgelm.types import Sample
 
 __all__ = ["create_app"]
 
@@ -39,11 +42,33 @@ log = logging.getLogger(__name__)
 def _starlette() -> Any:
     try:
         import starlette.applications
+        import starlette.middleware
         import starlette.responses
         import starlette.routing
     except ImportError:
         raise MissingDependencyError("starlette", "serve", "The judge server") from None
     return starlette
+
+
+_KEYED_REWARD_PATH = "/k/***/get_reward"  # what /k/<key>/get_reward reads once the key is taken out
+_URL_KEY = "judgelm.url_key"  # where the key travels in the ASGI scope
+
+
+class _KeyFromPath:
+    """ASGI middleware: takes the API key out of ``/k/<key>/get_reward`` before anything can log
+    the path. The scope is changed in place on purpose: the HTTP server logs the request line
+    from this same dict once the response is sent (uvicorn's access log then prints
+    ``/k/***/get_reward``), so the key never reaches a log even with access logging on."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path.startswith("/k/") and path.endswith("/get_reward"):
+            scope[_URL_KEY] = path[len("/k/") : -len("/get_reward")]
+            scope["path"], scope["raw_path"] = _KEYED_REWARD_PATH, _KEYED_REWARD_PATH.encode()
+        await self.app(scope, receive, send)
 
 
 class _HTTPError(Exception):
@@ -181,8 +206,9 @@ def create_app(judge: Any, config: ServeConfig | None = None, *, metrics: Server
         results = [output_record(r, v, model=model_name) for r, v in zip(parsed.records, verdicts, strict=True)]
         return _json_response({"model": model_name, "results": results})
 
-    @endpoint("get_reward")
-    async def reward_endpoint(request: Any) -> Any:
+    unjudgeable_seen: set[str] = set()  # each distinct reason is logged once
+
+    async def reward(request: Any) -> Any:
         body = await _read_json(request, config.max_body_bytes)
         if (
             isinstance(body, dict)
@@ -193,9 +219,25 @@ def create_app(judge: Any, config: ServeConfig | None = None, *, metrics: Server
                 f"{len(body['query'])} queries; at most {config.max_request_samples} per request",
                 field="query",
             )
-        samples = samples_from_reward_request(body, config.reward)
+        items = read_reward_request(body, config.reward)
+        for item in items:
+            if not isinstance(item, Sample):  # a stand-in reward, counted like an abstain
+                metrics.abstains.inc(reason_code="invalid_input")
+                if item.detail not in unjudgeable_seen:
+                    unjudgeable_seen.add(item.detail)
+                    log.warning("/get_reward: a query could not be judged (stand-in reward sent): %s", item.detail)
+        samples = [item for item in items if isinstance(item, Sample)]
         verdicts = await batcher.submit(samples, config.reward.options)
-        return _json_response(reward_response(verdicts, config.reward))
+        return _json_response(reward_response(verdicts, config.reward, items))
+
+    reward_endpoint = endpoint("get_reward")(reward)
+
+    @endpoint("get_reward", auth=False)
+    async def keyed_reward_endpoint(request: Any) -> Any:
+        given = str(request.scope.get(_URL_KEY, "")).encode()
+        if not hmac.compare_digest(given, str(config.api_key).encode()):
+            raise _HTTPError(401, "wrong API key in the URL")
+        return await reward(request)
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
@@ -211,7 +253,11 @@ def create_app(judge: Any, config: ServeConfig | None = None, *, metrics: Server
         st.routing.Route("/v1/judge", judge_endpoint, methods=["POST"]),
         st.routing.Route("/get_reward", reward_endpoint, methods=["POST"]),
     ]
-    app = st.applications.Starlette(routes=routes, lifespan=lifespan)
+    middleware = []
+    if config.api_key is not None:
+        routes.append(st.routing.Route(_KEYED_REWARD_PATH, keyed_reward_endpoint, methods=["POST"]))
+        middleware.append(st.middleware.Middleware(_KeyFromPath))
+    app = st.applications.Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.batcher = batcher
     app.state.metrics = metrics
     app.state.config = config
