@@ -171,6 +171,8 @@ def test_the_key_in_the_url_is_never_logged_or_exported(keyed_server):
         assert httpx.post(base, json={"query": "not a list"}).status_code == 400
         assert httpx.post(base, content=b"{").status_code == 400
         assert httpx.post(base.replace("42", "43"), json={"query": ["x"]}).status_code == 401
+        typo = httpx.post(base + "/", json={"query": ["x"]})  # redacted too (Starlette redirects it)
+        assert typo.status_code == 307 and typo.headers["location"].endswith("/k/***/get_reward")
         metrics = httpx.get(f"{keyed_server.url}/metrics", headers={"Authorization": "Bearer k3y-s3cret-42"})
     finally:
         for lg, level in zip(loggers, levels, strict=True):

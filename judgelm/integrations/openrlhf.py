@@ -17,7 +17,7 @@ How a query becomes a judge sample:
   (``prompt_token_ids[-max_prompt_length:]``), so the query starts with a suffix of the prompt
   (its first characters possibly garbled where a token boundary split a character). The judge
   still sees the whole prompt as the question. Otherwise the answer is what follows the LAST
-  ``separator`` (e.g. ``"<|im_start|>assistant\n"``: earlier assistant turns of a multi-turn
+  ``separator`` (e.g. ``"<|im_start|>assistant\\n"``: earlier assistant turns of a multi-turn
   prompt come before it) and the question is what precedes it.
 - End-of-sequence markers left by decoding (``</s>``, ``<|im_end|>``, ...) are cut from the end
   of the answer.
@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from judgelm.errors import InvalidSampleError
+from judgelm.integrations.backend import as_backend
 from judgelm.integrations.rewards import candidate_reward, margin_reward, to_unit
 from judgelm.serve.options import JudgeOptions
 from judgelm.types import Sample, Verdict
@@ -267,8 +268,6 @@ class OpenRLHFReward:
     """
 
     def __init__(self, judge: Any, mapping: RewardMapping | None = None, *, api_key: str | None = None):
-        from judgelm.integrations.backend import as_backend
-
         self.backend = as_backend(judge, api_key=api_key)
         self.mapping = mapping or RewardMapping()
         self.__name__ = "reward_func"

@@ -65,9 +65,11 @@ class _KeyFromPath:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path = scope.get("path", "")
-        if scope["type"] == "http" and path.startswith("/k/") and path.endswith("/get_reward"):
-            scope[_URL_KEY] = path[len("/k/") : -len("/get_reward")]
-            scope["path"], scope["raw_path"] = _KEYED_REWARD_PATH, _KEYED_REWARD_PATH.encode()
+        if scope["type"] == "http" and path.startswith("/k/"):
+            # Any /k/<segment>/... (a typo'd tail too): the first segment is the key.
+            scope[_URL_KEY], _, tail = path[len("/k/") :].partition("/")
+            scope["path"] = f"/k/***/{tail}"
+            scope["raw_path"] = scope["path"].encode()
         await self.app(scope, receive, send)
 
 
