@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from judgelm import __version__
-from judgelm.calibration import Calibration
 from judgelm.config import JudgeConfig
 from judgelm.errors import InvalidSampleError, PromptTooLongError
 from judgelm.formats import get_format, infer_mode
 from judgelm.formats.base import Formatter, ParsedJudgment
 from judgelm.modalities.text import EncodedPrompt, TruncationPolicy, fit_prompt
+from judgelm.scoring.combine import Calibration
 from judgelm.types import Provenance, Sample, Turn, Verdict, as_samples
+from judgelm.version import __version__
 
 __all__ = ["Discussion", "Judge"]
 

@@ -20,12 +20,12 @@ from typing import Any
 
 import torch
 
-from judgelm import __version__
 from judgelm.config import JudgeConfig
 from judgelm.data.records import JudgeRecord, read_records
 from judgelm.errors import InvalidSampleError
 from judgelm.train.config import TrainConfig, TrainResult
 from judgelm.train.dataset import JudgeDataset
+from judgelm.version import __version__
 
 __all__ = ["load_records", "train"]
 
