@@ -22,14 +22,12 @@ from judgelm.errors import InvalidSampleError, PromptTooLongError
 from judgelm.formats import get_format, infer_mode
 from judgelm.formats.base import Formatter, ParsedJudgment
 from judgelm.modalities.text import EncodedPrompt, TruncationPolicy, fit_prompt
+from judgelm.options import JudgeOptions, Scoring, SlotStrategy
 from judgelm.scoring.combine import Calibration
 from judgelm.types import Provenance, Sample, Turn, Verdict, as_samples
 from judgelm.version import __version__
 
 __all__ = ["Discussion", "Judge"]
-
-Scoring = Literal["auto", "logits", "text"]
-SlotStrategy = Literal["auto", "joint", "greedy"]
 
 # New tokens for a score line: a few tokens per score ("10" is 2 tokens + a separator) + slack.
 _SCORE_LINE_TOKENS_PER_SCORE = 4
@@ -186,19 +184,23 @@ class Judge:
     def judge(
         self,
         samples: Sample | Sequence[Sample],
+        options: JudgeOptions | None = None,
         *,
         mode: str | None = None,
-        swap: bool = False,
-        explain: bool = False,
-        scoring: Scoring = "auto",
-        slots: SlotStrategy = "auto",
+        swap: bool | None = None,
+        explain: bool | None = None,
+        scoring: Scoring | None = None,
+        slots: SlotStrategy | None = None,
         max_new_tokens: int | None = None,
-        official_parser: bool = False,
+        official_parser: bool | None = None,
         truncation: TruncationPolicy | None = None,
-        calibrated: bool = True,
+        calibrated: bool | None = None,
         on_progress: Callable[[int], None] | None = None,
     ) -> list[Verdict]:
         """Judge samples in one batched pass; one `Verdict` per sample, in order.
+
+        How is a `JudgeOptions` (``options=``), or its fields as keywords (a keyword given
+        overrides the same field of ``options``; defaults: ``JudgeOptions()``):
 
         - ``mode``: a format name for all samples (default: each sample's ``mode`` or inferred).
         - ``swap``: also judge with the candidates re-ordered (reversed for pairs, rotated for N)
@@ -211,25 +213,42 @@ class Judge:
           ``"greedy"`` (each slot given the most probable earlier ones), ``"auto"`` (joint when
           at most 400 verdict lines).
         - ``official_parser``: (text scoring) read scores exactly like the reference ``parse_score``.
+        - ``truncation``: over-long prompts (default: the judge's ``truncation``).
         - ``calibrated``: apply the judge's fitted calibration (logit scoring).
 
-        A sample that cannot be judged (wrong shape, too long under ``truncation="error"``, an
-        unreadable verdict) gets an abstained verdict with a reason; it never raises for those.
+        ``on_progress(n)`` is called as batches of ``n`` samples finish. A sample that cannot be
+        judged (wrong shape, too long under ``truncation="error"``, an unreadable verdict) gets an
+        abstained verdict with a reason; it never raises for those.
         """
-        kind = self._resolve_scoring(scoring)
-        policy = truncation or self.truncation
-        jobs = [self._prepare(s, mode, swap, explain, max_new_tokens, policy) for s in as_samples(samples)]
+        given = {
+            "mode": mode,
+            "swap": swap,
+            "explain": explain,
+            "scoring": scoring,
+            "slots": slots,
+            "max_new_tokens": max_new_tokens,
+            "official_parser": official_parser,
+            "truncation": truncation,
+            "calibrated": calibrated,
+        }
+        opts = (options or JudgeOptions()).replace(**{k: v for k, v in given.items() if v is not None})
+        kind = self._resolve_scoring(opts.scoring)
+        policy = opts.truncation or self.truncation
+        jobs = [
+            self._prepare(s, opts.mode, opts.swap, opts.explain, opts.max_new_tokens, policy)
+            for s in as_samples(samples)
+        ]
         live = [j for j in jobs if j.verdict is None]
         if live and kind == "logits":
-            self._run_logits(live, slots, on_progress)
-        if live and (kind == "text" or explain):
-            self._run_generation(live, explain, max_new_tokens, None if kind == "logits" else on_progress)
-        calibration = self.calibration if calibrated else Calibration()
+            self._run_logits(live, opts.slots, on_progress)
+        if live and (kind == "text" or opts.explain):
+            self._run_generation(live, opts.explain, opts.max_new_tokens, None if kind == "logits" else on_progress)
+        calibration = self.calibration if opts.calibrated else Calibration()
         for job in live:
             if kind == "logits":
-                job.verdict = self._logit_verdict(job, explain, calibration)
+                job.verdict = self._logit_verdict(job, opts.explain, calibration)
             else:
-                job.verdict = self._text_verdict(job, official_parser, explain)
+                job.verdict = self._text_verdict(job, opts.official_parser, opts.explain)
         return [j.verdict for j in jobs]  # type: ignore[misc]
 
     def raw_scores(
@@ -258,8 +277,6 @@ class Judge:
 
     # ---- internals ----------------------------------------------------------------------------
     def _resolve_scoring(self, scoring: Scoring) -> Literal["logits", "text"]:
-        if scoring not in ("auto", "logits", "text"):
-            raise ValueError(f"scoring must be 'auto', 'logits' or 'text', got {scoring!r}")
         can = hasattr(self.engine, "tree_forward")
         if scoring == "logits" and not can:
             raise ValueError("this judge's engine cannot read logits; use scoring='text'")

@@ -10,12 +10,11 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from judgelm.serve.options import JudgeOptions
+from judgelm.formats.parsing import DEFAULT_SCORE_RANGE
+from judgelm.options import JudgeOptions
 from judgelm.types import Sample, Verdict
 
 __all__ = ["JudgeBackend", "LocalBackend", "RemoteBackend", "as_backend"]
-
-DEFAULT_SCORE_RANGE = (1.0, 10.0)
 
 
 @runtime_checkable
@@ -34,8 +33,8 @@ class LocalBackend:
     def __init__(self, judge: Any):
         self.judge_ = judge
         self._lock = threading.Lock()
-        values = [float(v) for v in getattr(getattr(judge, "config", None), "score_values", ()) or ()]
-        self.score_range = (min(values), max(values)) if values else DEFAULT_SCORE_RANGE
+        config = getattr(judge, "config", None)
+        self.score_range = config.score_range if config is not None else DEFAULT_SCORE_RANGE
 
     def judge(self, samples: Sequence[Sample], options: JudgeOptions) -> list[Verdict]:
         if not samples:
