@@ -48,10 +48,10 @@ import torch
 
 from judgelm import Judge, Sample
 from judgelm.engine import FastEngine, make_engine
-from judgelm.engine.attention import packed_hf_hidden
 from judgelm.modalities.text import EncodedPrompt
 from judgelm.scoring.grammar import build_tree
 from judgelm.scoring.scorer import score_prompts
+from judgelm.testing import packed_hf_hidden
 
 ROOT = Path(__file__).resolve().parent.parent
 LLAMA_TOKENIZER = ROOT / "tests" / "assets" / "llama-tokenizer"

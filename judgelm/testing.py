@@ -4,6 +4,9 @@
 - `tiny_llama(tokenizer)`: a randomly initialised 2-layer Llama for that tokenizer.
 - `scripted_judge(respond)`: a `Judge` whose "model" answers with the text you script, so tests
   can pin how verdicts are parsed, combined and written.
+- `BigramLM`: a causal LM with hand-set next-token probabilities (exact verdict distributions).
+- `packed_hf_hidden(model, prompts)`: an HF model's own forward, run packed through judgelm's
+  attention (a peer and a cross-check for the packed engine).
 """
 
 from __future__ import annotations
@@ -13,7 +16,15 @@ from typing import Any
 
 from judgelm.judge import Judge
 
-__all__ = ["ScriptedEngine", "byte_tokenizer", "scripted_judge", "tiny_judge", "tiny_llama"]
+__all__ = [
+    "BigramLM",
+    "ScriptedEngine",
+    "byte_tokenizer",
+    "packed_hf_hidden",
+    "scripted_judge",
+    "tiny_judge",
+    "tiny_llama",
+]
 
 
 def byte_tokenizer() -> Any:
@@ -204,3 +215,37 @@ class BigramLM:
                 return SimpleNamespace(logits=self.lm_head(hidden))
 
         return _BigramLM().eval()
+
+
+def packed_hf_hidden(model: Any, prompts: Sequence[Sequence[int]]) -> Any:
+    """Final hidden state [B, H] at each prompt's last token from ONE packed forward of the HF
+    model (no padding, ``position_ids`` restarting per prompt, ``cu_seq_lens``), through
+    judgelm's registered attention. The model's own attention setting is restored afterwards."""
+    import itertools
+
+    import torch
+
+    from judgelm.engine.attention import register_transformers_attention
+
+    name = register_transformers_attention()
+    before = model.config._attn_implementation
+    dev = next(model.parameters()).device
+    lengths = [len(p) for p in prompts]
+    ids = torch.tensor([t for p in prompts for t in p], dtype=torch.long, device=dev)[None]
+    pos = torch.cat([torch.arange(n) for n in lengths]).to(dev)[None]
+    cu = torch.tensor([0, *itertools.accumulate(lengths)], dtype=torch.int32, device=dev)
+    try:
+        model.set_attn_implementation(name)
+        with torch.inference_mode():
+            out = model.get_decoder()(
+                input_ids=ids,
+                position_ids=pos,
+                use_cache=False,
+                cu_seq_lens_q=cu,
+                cu_seq_lens_k=cu,
+                max_length_q=max(lengths),
+                max_length_k=max(lengths),
+            ).last_hidden_state[0]  # [N, H]
+    finally:
+        model.set_attn_implementation(before)
+    return out[cu[1:].long() - 1]

@@ -6,12 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from judgelm.engine.attention import (
-    available_backends,
-    choose_backend,
-    packed_hf_hidden,
-    segment_bounds,
-)
+from judgelm.engine.attention import available_backends, choose_backend, segment_bounds
+from judgelm.testing import packed_hf_hidden
 
 
 def test_segment_bounds_skip_unused_cache_rows():
@@ -128,7 +124,7 @@ def test_torch_varlen_adapter_drives_the_engine(monkeypatch, tiny_model, llama_t
         q, k = torch.randn(5, 4, 8), torch.randn(5, 4, 8)
         cu = torch.tensor([0, 2, 5], dtype=torch.int32)
         torch.testing.assert_close(
-            kernel(q, k, k, cu, cu, 3, 3, 8**-0.5), _fake_varlen("old")(q, k, k, cu, cu, 3, 3, is_causal=True)
+            kernel(q, k, k, cu, cu, 3, 3, 8**-0.5, 0.0), _fake_varlen("old")(q, k, k, cu, cu, 3, 3, is_causal=True)
         )
         return
     ref = FastEngine(tiny_model, llama_tokenizer, max_batch_size=3)
