@@ -205,8 +205,8 @@ class Judge:
     ) -> list[Verdict]:
         """Judge samples in one batched pass; one `Verdict` per sample, in order.
 
-        How is a `JudgeOptions` (``options=``), or its fields as keywords (a keyword given
-        overrides the same field of ``options``; defaults: ``JudgeOptions()``):
+        How to judge: a `JudgeOptions` (``options``), or its fields as keywords (a keyword given
+        overrides that field of ``options``; unset fields keep ``JudgeOptions()``'s defaults):
 
         - ``mode``: a format name for all samples (default: each sample's ``mode`` or inferred).
         - ``swap``: also judge with the candidates re-ordered (reversed for pairs, rotated for N)

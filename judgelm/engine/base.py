@@ -173,14 +173,25 @@ class Engine(Protocol):
     ) -> list[list[int]]: ...
 
 
+@torch.inference_mode()  # also on a worker thread (MultiDeviceEngine): the mode is per thread
 def tree_logprobs(
-    outputs: Tensor, trees: Sequence[VerdictTree | None], head: tuple[Tensor, Tensor | None] | None
+    tree_forward: Callable[..., Tensor],
+    state: Any,
+    trees: Sequence[VerdictTree | None],
+    head: tuple[Tensor, Tensor | None] | None,
 ) -> list[Tensor | None]:
-    """`Engine.tree_step`'s result from a local engine's raw tree outputs ``[B, 1 + T, H]``
-    (final hidden states; ``head`` applies, through the fused verdict head) or ``[B, 1 + T, V]``
-    (logits of a non-linear head, ``head`` None)."""
+    """`Engine.tree_step` of a local engine, from its ``tree_forward(state, tokens, parents,
+    depths)``: the raw outputs at every row's nodes, ``[B, 1 + T, H]`` final hidden states
+    (``head`` applies, through the fused verdict head) or ``[B, 1 + T, V]`` logits (a non-linear
+    head, ``head`` None)."""
     from judgelm.scoring.head import verdict_head
 
+    outputs = tree_forward(
+        state,
+        [t.tokens if t else () for t in trees],
+        [t.parents if t else () for t in trees],
+        [t.depths if t else () for t in trees],
+    )
     live = [(r, t) for r, t in enumerate(trees) if t is not None]
     out: list[Tensor | None] = [None] * len(trees)
     if not live:

@@ -187,13 +187,7 @@ class HFEngine(Engine):
     # ---- tree step (logit scoring) ------------------------------------------------------------
     def tree_step(self, state: PrefillState, trees: Sequence[VerdictTree | None]) -> list[Tensor | None]:
         """`Engine.tree_step`: candidate log-probabilities at every node of every row's tree."""
-        outputs = self.tree_forward(
-            state,
-            [t.tokens if t else () for t in trees],
-            [t.parents if t else () for t in trees],
-            [t.depths if t else () for t in trees],
-        )
-        return tree_logprobs(outputs, trees, self.facts.head)
+        return tree_logprobs(self.tree_forward, state, trees, self.facts.head)
 
     @torch.inference_mode()
     def tree_forward(

@@ -5,7 +5,7 @@ different insides:
 - **prefill** packs the batch's prompts into one row of tokens (no padding) and writes their K/V
   into a slot cache, one row per prompt (`kv_cache`); prompts sharing a long prefix get it
   computed once (`shared_prefix`). The last layer runs only at each prompt's last token.
-- **tree_forward** feeds every row's verdict tree at once under the tree mask, attending to the
+- **tree_step** feeds every row's verdict tree at once under the tree mask, attending to the
   cached prompt; the tree's K/V land after the prompt and are not counted, so the row is intact
   for the next tree step (greedy multi-slot scoring runs several).
 - **generate** is continuous batching over a static slot cache (`continuous`).
@@ -243,13 +243,7 @@ class PackedEngine(Engine):
     # ---- tree step ------------------------------------------------------------------------
     def tree_step(self, state: PackedState, trees: Sequence[VerdictTree | None]) -> list[Tensor | None]:
         """`Engine.tree_step`: candidate log-probabilities at every node of every row's tree."""
-        outputs = self.tree_forward(
-            state,
-            [t.tokens if t else () for t in trees],
-            [t.parents if t else () for t in trees],
-            [t.depths if t else () for t in trees],
-        )
-        return tree_logprobs(outputs, trees, self.facts.head)
+        return tree_logprobs(self.tree_forward, state, trees, self.facts.head)
 
     @torch.inference_mode()
     def tree_forward(

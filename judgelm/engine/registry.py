@@ -122,7 +122,7 @@ def make_engine(
     if devices is not None and len(devices) > 1:
         from judgelm.engine.workers import MultiDeviceEngine
 
-        built: Engine = MultiDeviceEngine.on_devices(model, tokenizer, devices, make, reason=choice.reason)
+        built: Engine = MultiDeviceEngine.on_devices(model, tokenizer, devices, make)
     else:
         built = make(model, tokenizer)
     log.info("judgelm engine: %s (%s)", type(built).__name__, built.reason)

@@ -70,14 +70,14 @@ class MultiState:
 class MultiDeviceEngine(Engine):
     """One engine per device, used as one engine."""
 
-    def __init__(self, engines: Sequence[Any], *, reason: str | None = None):
+    def __init__(self, engines: Sequence[Any]):
         if not engines:
             raise ValueError("no engines")
         self.engines = list(engines)
         first = self.engines[0]
         self.facts = replace(first.facts, context_length=min(e.facts.context_length for e in self.engines))
         self.capabilities = first.capabilities
-        self.reason = f"{reason or first.reason}; {len(self.engines)} workers"
+        self.reason = f"{first.reason}; {len(self.engines)} workers"
         self._pool = ThreadPoolExecutor(max_workers=len(self.engines), thread_name_prefix="judgelm-worker")
         self._lock = Lock()
 
@@ -88,8 +88,6 @@ class MultiDeviceEngine(Engine):
         tokenizer: Any,
         devices: Sequence[str | torch.device],
         make: Callable[[Any, Any], Any],
-        *,
-        reason: str | None = None,
     ) -> MultiDeviceEngine:
         """Workers ``make(model_on_device, tokenizer)``: the model itself on its own device,
         copies elsewhere."""
@@ -98,7 +96,7 @@ class MultiDeviceEngine(Engine):
         for dev in map(torch.device, devices):
             m = model if dev == home else replicate_model(model, dev)
             engines.append(make(m, tokenizer))
-        return cls(engines, reason=reason)
+        return cls(engines)
 
     @property
     def device(self) -> torch.device:
