@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks of the fast engine in ONE command (about 5-7 minutes on one H100/H200):
+# The GPU checks of the packed engine in ONE command (about 5-7 minutes on one H100/H200):
 #   1. correctness on CUDA: bf16 packed (every attention backend available) vs bf16 padded vs an
 #      fp32 reference, CUDA-graph decoding vs eager, compiled vs eager elementwise ops
 #      (tests/test_engine_gpu.py), and the verdict-head kernel tests (tests/test_scoring_head.py);

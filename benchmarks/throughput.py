@@ -47,11 +47,11 @@ from typing import Any
 import torch
 
 from judgelm import Judge, Sample
-from judgelm.engine import FastEngine, make_engine
-from judgelm.engine.attention import packed_hf_hidden
+from judgelm.engine import GenerationOptions, PackedEngine, make_engine
 from judgelm.modalities.text import EncodedPrompt
 from judgelm.scoring.grammar import build_tree
 from judgelm.scoring.scorer import score_prompts
+from judgelm.testing import packed_hf_hidden
 
 ROOT = Path(__file__).resolve().parent.parent
 LLAMA_TOKENIZER = ROOT / "tests" / "assets" / "llama-tokenizer"
@@ -275,14 +275,14 @@ def main() -> None:
     load_s = time.perf_counter() - t0
     engine = make_engine(model, tok, attention=args.attention) if args.attention else make_engine(model, tok)
     judge = Judge(model, tok, engine=engine)
-    fast = isinstance(engine, FastEngine)
+    packed = isinstance(engine, PackedEngine)
     if args.workload == "synthetic":
         prompts = synthetic_prompts(judge, max(n, hf_n, explain_n, hf128_n), args.min_len, args.max_len)
     else:
         prompts = real_prompts(judge, max(n, hf_n, explain_n, hf128_n))
     ids = [list(p.input_ids) for p in prompts]
     lengths = [len(x) for x in ids]
-    pad = engine.pad_id
+    pad = engine.facts.pad_id
     pair = next(p for p in prompts if p.prompt.spec.n_graded == 2)  # trees of a pairwise verdict
     tree_joint = build_tree(tok, pair.prompt.spec, pair.prompt.text, strategy="joint")
     tree_greedy = build_tree(tok, pair.prompt.spec, pair.prompt.text, strategy="greedy")
@@ -290,8 +290,8 @@ def main() -> None:
         f"model {display} on {args.device} ({torch.cuda.get_device_name(dev) if cuda else platform.machine()}), "
         f"engine {type(engine).__name__}"
         + (
-            f", attention {engine.attention_backend}, compile {engine.fast.compiled}, graphs {engine.cuda_graphs}"
-            if fast
+            f", attention {engine.attention_backend}, compile {engine.lm.compiled}, graphs {engine.cuda_graphs}"
+            if packed
             else ""
         )
         + f"; prompts {min(lengths)}..{max(lengths)} tokens (mean {statistics.fmean(lengths[:n]):.0f}), "
@@ -309,8 +309,8 @@ def main() -> None:
         else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
         "dtype": str(next(model.parameters()).dtype),
         "engine": type(engine).__name__,
-        "attention": engine.attention_backend if fast else None,
-        "cuda_graphs": engine.cuda_graphs if fast else None,
+        "attention": engine.attention_backend if packed else None,
+        "cuda_graphs": engine.cuda_graphs if packed else None,
         "torch": torch.__version__,
         "transformers": __import__("transformers").__version__,
         "workload": args.workload,
@@ -322,8 +322,8 @@ def main() -> None:
 
     def dump(summary: dict[str, Any] | None = None) -> None:  # after every row: a timeout keeps what ran
         if args.json:
-            if fast:
-                info["fused_ops"] = engine.fast.fused_ops()
+            if packed:
+                info["fused_ops"] = engine.lm.fused_ops()
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             Path(args.json).write_text(json.dumps({"info": info, "rows": results, "summary": summary}, indent=2))
 
@@ -377,7 +377,7 @@ def main() -> None:
     if "prefill" in rows:
 
         def prefill_all() -> None:
-            for b in engine.batches(lengths[:n], 0):
+            for b in engine.batches(ids[:n], 0):
                 engine.prefill([ids[i] for i in b], want="hidden")
 
         row(
@@ -390,17 +390,17 @@ def main() -> None:
     ablations = [
         a
         for a in (
-            args.ablations if args.ablations is not None else "sdpa,eager,noprune" if cuda and fast else ""
+            args.ablations if args.ablations is not None else "sdpa,eager,noprune" if cuda and packed else ""
         ).split(",")
         if a
     ]
     for ablation in ablations:
         options: dict[str, Any] = {"sdpa": {"attention": "sdpa"}, "eager": {"compile": False}, "noprune": {}}[ablation]
-        other = FastEngine(model, tok, **options)
-        other.fast.prune_last_layer = ablation != "noprune" and other.fast.prune_last_layer
+        other = PackedEngine(model, tok, **options)
+        other.lm.prune_last_layer = ablation != "noprune" and other.lm.prune_last_layer
 
-        def prefill_other(e: FastEngine = other) -> None:
-            for b in e.batches(lengths[:n], 0):
+        def prefill_other(e: PackedEngine = other) -> None:
+            for b in e.batches(ids[:n], 0):
                 e.prefill([ids[i] for i in b], want="hidden")
 
         row(
@@ -415,8 +415,8 @@ def main() -> None:
         row(
             f"judgelm explain-{args.explain_tokens}",
             explain_n,
-            lambda: engine.generate(ids[:explain_n], max_new_tokens=args.explain_tokens),
-            lambda: engine.generate(ids[:4], max_new_tokens=8),
+            lambda: engine.generate(ids[:explain_n], GenerationOptions(args.explain_tokens)),
+            lambda: engine.generate(ids[:4], GenerationOptions(8)),
             "KV-cached generation",
         )
     if "groups" in rows:

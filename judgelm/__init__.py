@@ -6,8 +6,6 @@
 0
 """
 
-__version__ = "0.1.0"
-
 from judgelm.errors import (
     FormatError,
     InvalidSampleError,
@@ -37,6 +35,7 @@ from judgelm.types import (
     Turn,
     Verdict,
 )
+from judgelm.version import __version__
 
 __all__ = [
     "Discussion",

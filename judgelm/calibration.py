@@ -1,4 +1,5 @@
-"""Calibrating a judge's verdict distributions: fit, measure, apply, save.
+"""Calibrating a judge's verdict distributions: fit, measure, save (the `Calibration` value
+itself lives beside what applies it, `judgelm.scoring.combine`).
 
 A `Calibration` rescales every verdict distribution the scoring head reads — the joint
 distribution over verdict lines, or each slot's distribution in greedy mode — as
@@ -25,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from judgelm.scoring.combine import Calibration, combine_orders
+
 if TYPE_CHECKING:
     from judgelm.scoring.scorer import PromptScores
 
@@ -41,46 +44,6 @@ __all__ = [
 
 Target = Literal["preference", "scores"]
 N_BINS = 15
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """Temperature (and optional per-value bias) applied to verdict distributions."""
-
-    temperature: float = 1.0
-    value_bias: tuple[float, ...] | None = None
-
-    @property
-    def is_identity(self) -> bool:
-        return self.temperature == 1.0 and not self.value_bias
-
-    def apply(self, probs: Sequence[float]) -> tuple[float, ...]:
-        if self.is_identity:
-            return tuple(probs)
-        bias = self.value_bias if self.value_bias and len(self.value_bias) == len(probs) else None
-        logits = [
-            (math.log(p) / self.temperature + (bias[i] if bias else 0.0)) if p > 0 else -math.inf
-            for i, p in enumerate(probs)
-        ]
-        top = max(logits)
-        if top == -math.inf:
-            return tuple(probs)
-        weights = [math.exp(x - top) for x in logits]
-        total = sum(weights)
-        return tuple(w / total for w in weights)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"method": "temperature", "temperature": self.temperature}
-        if self.value_bias:
-            out["value_bias"] = list(self.value_bias)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> Calibration:
-        if not data:
-            return cls()
-        bias = data.get("value_bias")
-        return cls(float(data.get("temperature", 1.0)), tuple(bias) if bias else None)
 
 
 @dataclass(frozen=True)
@@ -117,8 +80,6 @@ class CalibrationReport:
 
 def _outcomes(item: CalibrationItem, calibration: Calibration, target: Target) -> list[tuple[list[float], int]]:
     """(decision distribution, index of the true outcome) pairs for one item."""
-    from judgelm.scoring.combine import combine_orders
-
     combined = combine_orders(item.results, item.orders, calibration)
     if target == "preference":
         if item.label is None or combined.preference is None:

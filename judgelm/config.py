@@ -34,6 +34,12 @@ class JudgeConfig:
     vision: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def score_range(self) -> tuple[float, float]:
+        """(lowest, highest) of ``score_values``: what rewards are normalised against."""
+        values = [float(v) for v in self.score_values]
+        return min(values), max(values)
+
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / CONFIG_FILE
         data = asdict(self)

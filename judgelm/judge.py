@@ -15,21 +15,23 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from judgelm import __version__
-from judgelm.calibration import Calibration
 from judgelm.config import JudgeConfig
 from judgelm.errors import InvalidSampleError, PromptTooLongError
 from judgelm.formats import get_format, infer_mode
 from judgelm.formats.base import Formatter, ParsedJudgment
+from judgelm.formats.followup import followup_prompt, score_line
 from judgelm.modalities.text import EncodedPrompt, TruncationPolicy, fit_prompt
+from judgelm.options import JudgeOptions, Scoring, SlotStrategy
+from judgelm.scoring.combine import Calibration
 from judgelm.types import Provenance, Sample, Turn, Verdict, as_samples
+from judgelm.version import __version__
+
+if TYPE_CHECKING:
+    from judgelm.engine.base import Engine
 
 __all__ = ["Discussion", "Judge"]
-
-Scoring = Literal["auto", "logits", "text"]
-SlotStrategy = Literal["auto", "joint", "greedy"]
 
 # New tokens for a score line: a few tokens per score ("10" is 2 tokens + a separator) + slack.
 _SCORE_LINE_TOKENS_PER_SCORE = 4
@@ -83,13 +85,13 @@ class Judge:
         config: JudgeConfig | None = None,
         abstain_threshold: float = DEFAULT_ABSTAIN_THRESHOLD,
     ):
-        from judgelm.engine import make_engine
+        from judgelm.engine.registry import make_engine
 
         self.model = model
         self.tokenizer = tokenizer
         self.name = name or getattr(getattr(model, "config", None), "_name_or_path", None) or type(model).__name__
-        # FastEngine for the Llama-family checkpoints it runs exactly, HFEngine otherwise (logged)
-        self.engine = engine or make_engine(model, tokenizer, max_batch_tokens=max_batch_tokens)
+        # PackedEngine for the Llama-family checkpoints it runs exactly, HFEngine otherwise (logged)
+        self.engine: Engine = engine or make_engine(model, tokenizer, max_batch_tokens=max_batch_tokens)
         self.truncation: TruncationPolicy = truncation
         self.config = config or JudgeConfig()
         self.abstain_threshold = abstain_threshold
@@ -158,12 +160,14 @@ class Judge:
     def save_pretrained(self, folder: str | Path) -> Path:
         """Save weights (safetensors), tokenizer and ``judge.json`` so `from_pretrained` reloads
         the same judge."""
+        from judgelm.engine.base import embeds_images
+
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        if hasattr(self.model, "embed_inputs"):  # a vision judge
-            from judgelm.vision import save_vision_judge
+        if embeds_images(self.model):  # a vision judge
+            from judgelm.vision import VisionJudgeModel, save_vision_judge
 
-            if hasattr(self.model, "spec"):  # open_clip tower + projector
+            if isinstance(self.model, VisionJudgeModel):  # open_clip tower + projector
                 save_vision_judge(self.model, self.tokenizer, folder, config=self.config)
             else:  # a Hugging Face vision-language model with its processor
                 self.model.save_pretrained(folder)
@@ -186,19 +190,23 @@ class Judge:
     def judge(
         self,
         samples: Sample | Sequence[Sample],
+        options: JudgeOptions | None = None,
         *,
         mode: str | None = None,
-        swap: bool = False,
-        explain: bool = False,
-        scoring: Scoring = "auto",
-        slots: SlotStrategy = "auto",
+        swap: bool | None = None,
+        explain: bool | None = None,
+        scoring: Scoring | None = None,
+        slots: SlotStrategy | None = None,
         max_new_tokens: int | None = None,
-        official_parser: bool = False,
+        official_parser: bool | None = None,
         truncation: TruncationPolicy | None = None,
-        calibrated: bool = True,
+        calibrated: bool | None = None,
         on_progress: Callable[[int], None] | None = None,
     ) -> list[Verdict]:
         """Judge samples in one batched pass; one `Verdict` per sample, in order.
+
+        How to judge: a `JudgeOptions` (``options``), or its fields as keywords (a keyword given
+        overrides that field of ``options``; unset fields keep ``JudgeOptions()``'s defaults):
 
         - ``mode``: a format name for all samples (default: each sample's ``mode`` or inferred).
         - ``swap``: also judge with the candidates re-ordered (reversed for pairs, rotated for N)
@@ -211,25 +219,42 @@ class Judge:
           ``"greedy"`` (each slot given the most probable earlier ones), ``"auto"`` (joint when
           at most 400 verdict lines).
         - ``official_parser``: (text scoring) read scores exactly like the reference ``parse_score``.
+        - ``truncation``: over-long prompts (default: the judge's ``truncation``).
         - ``calibrated``: apply the judge's fitted calibration (logit scoring).
 
-        A sample that cannot be judged (wrong shape, too long under ``truncation="error"``, an
-        unreadable verdict) gets an abstained verdict with a reason; it never raises for those.
+        ``on_progress(n)`` is called as batches of ``n`` samples finish. A sample that cannot be
+        judged (wrong shape, too long under ``truncation="error"``, an unreadable verdict) gets an
+        abstained verdict with a reason; it never raises for those.
         """
-        kind = self._resolve_scoring(scoring)
-        policy = truncation or self.truncation
-        jobs = [self._prepare(s, mode, swap, explain, max_new_tokens, policy) for s in as_samples(samples)]
+        given = {
+            "mode": mode,
+            "swap": swap,
+            "explain": explain,
+            "scoring": scoring,
+            "slots": slots,
+            "max_new_tokens": max_new_tokens,
+            "official_parser": official_parser,
+            "truncation": truncation,
+            "calibrated": calibrated,
+        }
+        opts = (options or JudgeOptions()).replace(**{k: v for k, v in given.items() if v is not None})
+        kind = self._resolve_scoring(opts.scoring)
+        policy = opts.truncation or self.truncation
+        jobs = [
+            self._prepare(s, opts.mode, opts.swap, opts.explain, opts.max_new_tokens, policy)
+            for s in as_samples(samples)
+        ]
         live = [j for j in jobs if j.verdict is None]
         if live and kind == "logits":
-            self._run_logits(live, slots, on_progress)
-        if live and (kind == "text" or explain):
-            self._run_generation(live, explain, max_new_tokens, None if kind == "logits" else on_progress)
-        calibration = self.calibration if calibrated else Calibration()
+            self._run_logits(live, opts.slots, on_progress)
+        if live and (kind == "text" or opts.explain):
+            self._run_generation(live, opts.explain, opts.max_new_tokens, None if kind == "logits" else on_progress)
+        calibration = self.calibration if opts.calibrated else Calibration()
         for job in live:
             if kind == "logits":
-                job.verdict = self._logit_verdict(job, explain, calibration)
+                job.verdict = self._logit_verdict(job, opts.explain, calibration)
             else:
-                job.verdict = self._text_verdict(job, official_parser, explain)
+                job.verdict = self._text_verdict(job, opts.official_parser, opts.explain)
         return [j.verdict for j in jobs]  # type: ignore[misc]
 
     def raw_scores(
@@ -258,16 +283,14 @@ class Judge:
 
     # ---- internals ----------------------------------------------------------------------------
     def _resolve_scoring(self, scoring: Scoring) -> Literal["logits", "text"]:
-        if scoring not in ("auto", "logits", "text"):
-            raise ValueError(f"scoring must be 'auto', 'logits' or 'text', got {scoring!r}")
-        can = hasattr(self.engine, "tree_forward")
+        can = self.engine.capabilities.logits
         if scoring == "logits" and not can:
             raise ValueError("this judge's engine cannot read logits; use scoring='text'")
         return "logits" if scoring == "logits" or (scoring == "auto" and can) else "text"
 
     def _prompt_budget(self, explain: bool, max_new_tokens: int | None, n_scores: int) -> int:
         reserve = max_new_tokens or (DEFAULT_EXPLAIN_TOKENS if explain else _SCORE_LINE_TOKENS_PER_SCORE * n_scores + 4)
-        context = self.engine.context_length
+        context = self.engine.facts.context_length
         return max(context - min(reserve, context // 2), 1)
 
     def _prepare(
@@ -286,7 +309,7 @@ class Judge:
             orders = job.format.orders(sample, swap)
             budget = self._prompt_budget(explain, max_new_tokens, job.format.n_candidates(sample) + 1)
             job.encoded = tuple(fit_prompt(job.format, sample, o, self.tokenizer, budget, policy) for o in orders)
-            if job.encoded[0].prompt.images or hasattr(self.model, "embed_inputs"):
+            if job.encoded[0].prompt.images or self.engine.capabilities.images:
                 self._check_image_slots(sample, job.encoded)
                 if job.encoded[0].prompt.images:
                     job.images = self._load_images(sample, job.encoded[0].prompt.images)
@@ -302,7 +325,7 @@ class Judge:
         has images (images given to a text format, ``<image>`` typed into a text), instead of
         letting it fail its whole batch in the model."""
         n_images = len(encoded[0].prompt.images)
-        if not hasattr(self.model, "embed_inputs"):
+        if not self.engine.capabilities.images:
             raise InvalidSampleError(
                 "this judge has no vision tower; load a vision judge for image formats",
                 field="images",
@@ -314,10 +337,7 @@ class Judge:
             check_image_placeholders(self.tokenizer, e.input_ids, n_images, sample_id=sample.id)
 
     def _load_images(self, sample: Sample, images: Sequence[Any]) -> tuple[Any, ...]:
-        if not hasattr(self.model, "embed_inputs"):
-            raise InvalidSampleError(
-                "this judge has no vision tower; load a vision judge for image formats", field="images"
-            )
+        """Pixel tensors of ``images`` (`_check_image_slots` has checked the judge sees images)."""
         from judgelm.modalities.image import load_image
 
         return tuple(
@@ -346,14 +366,10 @@ class Judge:
         if max_new_tokens is None:
             n_scores = max(e.prompt.spec.n_scores for _, e in flat)
             max_new_tokens = DEFAULT_EXPLAIN_TOKENS if explain else _SCORE_LINE_TOKENS_PER_SCORE * n_scores + 4
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": max_new_tokens,
-            "stop_at_newline": not explain,
-            "on_batch": on_progress,
-        }
-        if images is not None:
-            kwargs["images"] = images
-        outputs = self.engine.generate([e.input_ids for _, e in flat], **kwargs)
+        from judgelm.engine.base import GenerationOptions
+
+        options = GenerationOptions(max_new_tokens, stop_at_newline=not explain)
+        outputs = self.engine.generate([e.input_ids for _, e in flat], options, images=images, on_batch=on_progress)
         texts = self.tokenizer.batch_decode(outputs, skip_special_tokens=True)
         for (job, _), text in zip(flat, texts, strict=True):
             job.texts.append(text)
@@ -495,15 +511,12 @@ class Judge:
         if isinstance(about, Verdict):
             if about.prompt is None:
                 raise ValueError("this verdict has no prompt to discuss")
-            about = Discussion(context=about.prompt + (about.text if about.text is not None else _score_line(about)))
-        eos = self.tokenizer.eos_token or ""
-        history = "".join(
-            f"USER: {u.content} ASSISTANT: {a.content}{eos}"
-            for u, a in zip(about.turns[::2], about.turns[1::2], strict=True)
-        )
-        text = f"{about.context} {history}USER: {message} ASSISTANT:"
+            about = Discussion(context=about.prompt + (about.text if about.text is not None else score_line(about)))
+        text = followup_prompt(about.context, about.turns, message, self.tokenizer.eos_token or "")
         ids = self.tokenizer(text, add_special_tokens=True)["input_ids"]
-        out = self.engine.generate([ids], max_new_tokens=max_new_tokens)[0]
+        from judgelm.engine.base import GenerationOptions
+
+        out = self.engine.generate([ids], GenerationOptions(max_new_tokens))[0]
         reply = self.tokenizer.decode(out, skip_special_tokens=True).strip()
         return Discussion(about.context, (*about.turns, Turn("user", message), Turn("assistant", reply)))
 
@@ -514,14 +527,6 @@ def _is_hf_vision_model(name_or_path: str) -> bool:
     from judgelm.vision.hf_vlm import is_hf_vision_model
 
     return is_hf_vision_model(name_or_path)
-
-
-def _score_line(verdict: Verdict) -> str:
-    """The most likely score line of a logit verdict, as the judge would have written it."""
-    if not verdict.distributions:
-        return ""
-    line = " ".join(f"{d.mode:g}" for d in verdict.distributions)
-    return (" " if verdict.prompt and verdict.prompt.endswith("10") else "") + line + "\n"
 
 
 def _winner(scores: Sequence[float]) -> int | None:

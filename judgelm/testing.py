@@ -4,6 +4,9 @@
 - `tiny_llama(tokenizer)`: a randomly initialised 2-layer Llama for that tokenizer.
 - `scripted_judge(respond)`: a `Judge` whose "model" answers with the text you script, so tests
   can pin how verdicts are parsed, combined and written.
+- `BigramLM`: a causal LM with hand-set next-token probabilities (exact verdict distributions).
+- `packed_hf_hidden(model, prompts)`: an HF model's own forward, run packed through judgelm's
+  attention (a peer and a cross-check for the packed engine).
 """
 
 from __future__ import annotations
@@ -13,7 +16,15 @@ from typing import Any
 
 from judgelm.judge import Judge
 
-__all__ = ["ScriptedEngine", "byte_tokenizer", "scripted_judge", "tiny_judge", "tiny_llama"]
+__all__ = [
+    "BigramLM",
+    "ScriptedEngine",
+    "byte_tokenizer",
+    "packed_hf_hidden",
+    "scripted_judge",
+    "tiny_judge",
+    "tiny_llama",
+]
 
 
 def byte_tokenizer() -> Any:
@@ -77,38 +88,71 @@ def tiny_judge(tokenizer: Any, **kwargs: Any) -> Judge:
 class ScriptedEngine:
     """An engine that answers each prompt with ``respond(prompt_text)`` instead of running a model.
 
-    It honours the engine contract: continuation ids without the prompt, cut after the first
-    newline when ``stop_at_newline``, at most ``max_new_tokens``, EOS appended when the text ends.
+    It implements the `judgelm.engine.Engine` protocol for text only (``capabilities.logits`` is
+    False: `Judge` parses text): continuation ids without the prompt, cut after the first newline
+    when ``stop_at_newline`` and after any ``stop_token_ids``, at most ``max_new_tokens``, EOS
+    appended when the text ends, every token given to ``on_token``.
     """
 
-    def __init__(self, tokenizer: Any, respond: Callable[[str], str] | str, *, context_length: int = 2048):
+    def __init__(
+        self,
+        tokenizer: Any,
+        respond: Callable[[str], str] | str,
+        *,
+        context_length: int = 2048,
+        reason: str = "scripted replies",
+    ):
+        from judgelm.engine.base import Capabilities, ModelFacts
+
         self.tokenizer = tokenizer
         self.respond = (lambda _: respond) if isinstance(respond, str) else respond
-        self.context_length = context_length
+        eos = tokenizer.eos_token_id
+        self.facts = ModelFacts(
+            pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos,
+            eos_ids=frozenset({eos}),
+            context_length=context_length,
+            tokenizer=tokenizer,
+        )
+        self.capabilities = Capabilities(logits=False, images=False)
+        self.reason = reason
         self.prompts: list[str] = []  # every prompt seen, for assertions
+
+    def batches(self, prompts: Sequence[Sequence[int]], extra_per_item: int) -> list[list[int]]:
+        return [list(range(len(prompts)))]
+
+    def prefill(self, prompts: Sequence[Sequence[int]], *, images: Any = None) -> Any:
+        raise NotImplementedError("a scripted engine writes text only (capabilities.logits is False)")
+
+    def tree_step(self, state: Any, trees: Sequence[Any]) -> list[Any]:
+        raise NotImplementedError("a scripted engine writes text only (capabilities.logits is False)")
 
     def generate(
         self,
         prompts: Sequence[Sequence[int]],
+        options: Any,
         *,
-        max_new_tokens: int,
-        stop_at_newline: bool = False,
+        images: Any = None,
         on_batch: Callable[[int], None] | None = None,
     ) -> list[list[int]]:
         out = []
-        for ids in prompts:
+        for index, ids in enumerate(prompts):
             ids = list(ids)
             if ids and ids[0] == self.tokenizer.bos_token_id:
                 ids = ids[1:]  # keep other special tokens (an EOS inside a discussion) visible
             text = self.tokenizer.decode(ids, skip_special_tokens=False)
             self.prompts.append(text)
             reply = self.respond(text)
-            if stop_at_newline and "\n" in reply:
+            if options.stop_at_newline and "\n" in reply:
                 reply = reply[: reply.index("\n") + 1]
             new = list(self.tokenizer(reply, add_special_tokens=False)["input_ids"])
-            if not (stop_at_newline and reply.endswith("\n")):
+            if not (options.stop_at_newline and reply.endswith("\n")):
                 new.append(self.tokenizer.eos_token_id)
-            out.append(new[:max_new_tokens])
+            cut = next((k + 1 for k, t in enumerate(new) if t in options.stop_token_ids), len(new))
+            new = new[: min(cut, options.max_new_tokens)]
+            if options.on_token is not None:
+                for token in new:
+                    options.on_token(index, token)
+            out.append(new)
         if on_batch is not None:
             on_batch(len(prompts))
         return out
@@ -204,3 +248,37 @@ class BigramLM:
                 return SimpleNamespace(logits=self.lm_head(hidden))
 
         return _BigramLM().eval()
+
+
+def packed_hf_hidden(model: Any, prompts: Sequence[Sequence[int]]) -> Any:
+    """Final hidden state [B, H] at each prompt's last token from ONE packed forward of the HF
+    model (no padding, ``position_ids`` restarting per prompt, ``cu_seq_lens``), through
+    judgelm's registered attention. The model's own attention setting is restored afterwards."""
+    import itertools
+
+    import torch
+
+    from judgelm.engine.attention import register_transformers_attention
+
+    name = register_transformers_attention()
+    before = model.config._attn_implementation
+    dev = next(model.parameters()).device
+    lengths = [len(p) for p in prompts]
+    ids = torch.tensor([t for p in prompts for t in p], dtype=torch.long, device=dev)[None]
+    pos = torch.cat([torch.arange(n) for n in lengths]).to(dev)[None]
+    cu = torch.tensor([0, *itertools.accumulate(lengths)], dtype=torch.int32, device=dev)
+    try:
+        model.set_attn_implementation(name)
+        with torch.inference_mode():
+            out = model.get_decoder()(
+                input_ids=ids,
+                position_ids=pos,
+                use_cache=False,
+                cu_seq_lens_q=cu,
+                cu_seq_lens_k=cu,
+                max_length_q=max(lengths),
+                max_length_k=max(lengths),
+            ).last_hidden_state[0]  # [N, H]
+    finally:
+        model.set_attn_implementation(before)
+    return out[cu[1:].long() - 1]

@@ -6,12 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from judgelm.engine.attention import (
-    available_backends,
-    choose_backend,
-    packed_hf_hidden,
-    segment_bounds,
-)
+from judgelm.engine import GenerationOptions
+from judgelm.engine.attention import available_backends, choose_backend, segment_bounds
+from judgelm.testing import packed_hf_hidden
 
 
 def test_segment_bounds_skip_unused_cache_rows():
@@ -116,7 +113,7 @@ def test_torch_varlen_adapter_drives_the_engine(monkeypatch, tiny_model, llama_t
     CPU stand-in for the CUDA kernel: same hidden states and tokens as the sdpa route."""
     import torch.nn.attention.varlen as varlen_module
 
-    from judgelm.engine import FastEngine
+    from judgelm.engine import PackedEngine
     from judgelm.engine.attention import AttentionBackend, _torch_varlen_kernel
 
     monkeypatch.setattr(varlen_module, "varlen_attn", _fake_varlen(signature))
@@ -128,13 +125,13 @@ def test_torch_varlen_adapter_drives_the_engine(monkeypatch, tiny_model, llama_t
         q, k = torch.randn(5, 4, 8), torch.randn(5, 4, 8)
         cu = torch.tensor([0, 2, 5], dtype=torch.int32)
         torch.testing.assert_close(
-            kernel(q, k, k, cu, cu, 3, 3, 8**-0.5), _fake_varlen("old")(q, k, k, cu, cu, 3, 3, is_causal=True)
+            kernel(q, k, k, cu, cu, 3, 3, 8**-0.5, 0.0), _fake_varlen("old")(q, k, k, cu, cu, 3, 3, is_causal=True)
         )
         return
-    ref = FastEngine(tiny_model, llama_tokenizer, max_batch_size=3)
-    fast = FastEngine(tiny_model, llama_tokenizer, max_batch_size=3)
-    fast.fast.backend = AttentionBackend("torch_varlen", "test stand-in", True, kernel)
-    fast.fast.prune_last_layer = True  # the CUDA configuration
+    ref = PackedEngine(tiny_model, llama_tokenizer, max_batch_size=3)
+    fast = PackedEngine(tiny_model, llama_tokenizer, max_batch_size=3)
+    fast.lm.backend = AttentionBackend("torch_varlen", "test stand-in", True, kernel)
+    fast.lm.prune_last_layer = True  # the CUDA configuration
     prompts = [[5, 9, 200, 31, 7], list(range(100, 160)), [17, 18], [*range(100, 150), 3, 4]]
     torch.testing.assert_close(
         fast.prefill(prompts, want="hidden").last_hidden,
@@ -142,13 +139,13 @@ def test_torch_varlen_adapter_drives_the_engine(monkeypatch, tiny_model, llama_t
         atol=1e-5,
         rtol=1e-5,
     )
-    assert fast.generate(prompts, max_new_tokens=6) == ref.generate(prompts, max_new_tokens=6)
+    assert fast.generate(prompts, GenerationOptions(6)) == ref.generate(prompts, GenerationOptions(6))
 
 
 def test_fused_ops_check_themselves_and_fall_back(caplog):
     """The compiled elementwise wrapper: compared with eager on its first call, dropped (eager
     from then on, with a warning) when compiling fails."""
-    from judgelm.engine.llama import _Fused
+    from judgelm.engine.llama_family import _Fused
 
     def breaks(x):
         torch._dynamo.graph_break()  # fullgraph compilation refuses this
@@ -156,7 +153,7 @@ def test_fused_ops_check_themselves_and_fall_back(caplog):
 
     fused = _Fused(breaks)
     x = torch.randn(3)
-    with caplog.at_level("WARNING", logger="judgelm.engine.llama"):
+    with caplog.at_level("WARNING", logger="judgelm.engine.llama_family"):
         torch.testing.assert_close(fused(x), x * 2)
     assert fused.checked and fused.compiled is None and "using eager" in caplog.text
     torch.testing.assert_close(fused(x), x * 2)

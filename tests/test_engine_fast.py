@@ -1,4 +1,4 @@
-"""`FastEngine` (packed prefill, slot KV cache, tree step, continuous batching) against the HF
+"""`PackedEngine` (packed prefill, slot KV cache, tree step, continuous batching) against the HF
 model and `HFEngine`, in fp32 on CPU: the same numbers to 1e-5, the same greedy tokens."""
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ import pytest
 import torch
 
 from judgelm import Judge, Sample, Turn
-from judgelm.engine import FastEngine, HFEngine, make_engine
+from judgelm.engine import GenerationOptions, HFEngine, PackedEngine, make_engine
 from judgelm.engine.attention import AttentionBackend
-from judgelm.engine.fast_decode import DecodeStep
+from judgelm.engine.continuous import DecodeStep
 from judgelm.engine.kv_cache import KVCache
-from judgelm.engine.llama import unsupported_reason
+from judgelm.engine.llama_family import unsupported_reason
 from judgelm.modalities.text import encode
 from judgelm.scoring.grammar import line_text
-from judgelm.testing import BigramLM
+from judgelm.testing import BigramLM, ScriptedEngine
 
 SAMPLES = [
     Sample("What is 2+2?", ("4", "five"), reference="4"),
@@ -49,8 +49,8 @@ def poisoned_caches(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def fast(tiny_model, llama_tokenizer) -> FastEngine:
-    return FastEngine(tiny_model, llama_tokenizer)
+def fast(tiny_model, llama_tokenizer) -> PackedEngine:
+    return PackedEngine(tiny_model, llama_tokenizer)
 
 
 @pytest.fixture(scope="module")
@@ -69,11 +69,11 @@ def _prompts(n_shared: int = 3) -> list[list[int]]:
 def test_prefill_packed_equals_padded(fast, hf, prune):
     """``prune``: the last layer only at each prompt's last token (the CUDA default)."""
     prompts = _prompts()
-    fast.fast.prune_last_layer = prune
+    fast.lm.prune_last_layer = prune
     try:
         a, b = fast.prefill(prompts, want="hidden"), hf.prefill(prompts, want="hidden")
         torch.testing.assert_close(a.last_hidden, b.last_hidden, atol=1e-5, rtol=1e-5)
-        a, b = fast.prefill(prompts), hf.prefill(prompts)
+        a, b = fast.prefill(prompts, want="logits"), hf.prefill(prompts, want="logits")
         torch.testing.assert_close(a.last_logits, b.last_logits, atol=1e-4, rtol=1e-5)
         tokens, parents, depths = _trees()
         got = fast.tree_forward(fast.prefill(prompts, want="hidden"), tokens, parents, depths)
@@ -81,7 +81,7 @@ def test_prefill_packed_equals_padded(fast, hf, prune):
         for r, t in enumerate(tokens):
             torch.testing.assert_close(got[r, : 1 + len(t)], ref[r, : 1 + len(t)], atol=1e-5, rtol=1e-5)
     finally:
-        fast.fast.prune_last_layer = False
+        fast.lm.prune_last_layer = False
 
 
 def _trees():
@@ -155,10 +155,10 @@ def _hf_greedy(model, ids, n, eos):
 
 def test_generation_equals_hf_generate_with_continuous_batching(tiny_model, llama_tokenizer):
     """Two slots for five prompts: rows finish and are replaced; tokens equal HF greedy generate."""
-    engine = FastEngine(tiny_model, llama_tokenizer, max_batch_size=2)
+    engine = PackedEngine(tiny_model, llama_tokenizer, max_batch_size=2)
     prompts = [list(e.input_ids) for s in SAMPLES for e in Judge(tiny_model, llama_tokenizer, engine=engine).encode(s)]
     seen = []
-    got = engine.generate(prompts, max_new_tokens=12, on_batch=seen.append)
+    got = engine.generate(prompts, GenerationOptions(12), on_batch=seen.append)
     assert sum(seen) == len(prompts)
     for ids, out in zip(prompts, got, strict=True):
         assert out == _hf_greedy(tiny_model, ids, 12, llama_tokenizer.eos_token_id)
@@ -166,53 +166,91 @@ def test_generation_equals_hf_generate_with_continuous_batching(tiny_model, llam
 
 def test_rows_stop_at_eos_and_newline(tiny_model, llama_tokenizer, fast, hf):
     prompts = _prompts()
-    assert fast.generate(prompts, max_new_tokens=30, stop_at_newline=True) == hf.generate(
-        prompts, max_new_tokens=30, stop_at_newline=True
-    )
-    assert fast.generate(prompts[:2], max_new_tokens=0) == [[], []]
+    newline = GenerationOptions(30, stop_at_newline=True)
+    assert fast.generate(prompts, newline) == hf.generate(prompts, newline)
+    assert fast.generate(prompts[:2], GenerationOptions(0)) == [[], []]
     # a row whose first token is EOS stops at once, keeping it
     eos = llama_tokenizer.eos_token_id
     with torch.no_grad():
         tiny_model.lm_head.bias = torch.nn.Parameter(torch.zeros(tiny_model.config.vocab_size))
         tiny_model.lm_head.bias[eos] = 1e4
     try:
-        out = FastEngine(tiny_model, llama_tokenizer).generate(prompts[:3], max_new_tokens=5)
+        out = PackedEngine(tiny_model, llama_tokenizer).generate(prompts[:3], GenerationOptions(5))
     finally:
         tiny_model.lm_head.bias = None
     assert out == [[eos]] * 3
 
 
+def _streamed(n: int) -> tuple[dict[int, list[int]], GenerationOptions]:
+    seen: dict[int, list[int]] = {}
+    return seen, GenerationOptions(n, on_token=lambda i, t: seen.setdefault(i, []).append(t))
+
+
+def test_stop_tokens_and_streaming_are_the_same_on_both_engines(fast, hf):
+    """``stop_token_ids`` end a row after the token (kept); ``on_token`` sees every new token of
+    every row once, numbered in input order."""
+    prompts = _prompts()[:4]
+    free = fast.generate(prompts, GenerationOptions(12))
+    stop = frozenset({free[0][3], free[2][1]})  # tokens two rows are about to write
+    cut = [next((row[: k + 1] for k, t in enumerate(row) if t in stop), row) for row in free]
+    assert cut != free
+    for engine in (fast, hf):
+        seen, streaming = _streamed(12)
+        options = GenerationOptions(12, stop_token_ids=stop, on_token=streaming.on_token)
+        got = engine.generate(prompts, options)
+        assert got == cut and [seen.get(i, []) for i in range(len(prompts))] == got
+
+
+def test_streamed_tokens_are_not_repeated_when_rows_restart(tiny_model, llama_tokenizer, fast):
+    """An out-of-memory error in the middle of decoding re-queues the rows in flight (they
+    restart from their prompts); what they had already streamed is not streamed again."""
+    prompts = _prompts()[:4]
+    engine = PackedEngine(tiny_model, llama_tokenizer)
+    decodes = []
+
+    def third_decode(kind, n):
+        decodes.append(kind)
+        if kind == "decode" and decodes.count("decode") == 3:
+            raise torch.OutOfMemoryError("injected")
+
+    engine.fault_injector = third_decode
+    seen, streaming = _streamed(6)
+    got = engine.generate(prompts, streaming)
+    assert got == fast.generate(prompts, GenerationOptions(6)) and decodes.count("decode") > 3
+    assert [seen[i] for i in range(len(prompts))] == got
+
+
 def test_decoding_through_gap_segments(tiny_model, llama_tokenizer):
     """The CUDA decode route (varlen over the flattened cache with query-less gaps) computes the
     same step as the masked route: run it on CPU with the per-segment kernel."""
-    engine = FastEngine(tiny_model, llama_tokenizer, max_batch_size=3)
+    engine = PackedEngine(tiny_model, llama_tokenizer, max_batch_size=3)
     prompts = _prompts()
-    masked = engine.generate(prompts, max_new_tokens=8)
-    sdpa = engine.fast.backend
-    engine.fast.backend = AttentionBackend("sdpa-as-varlen", "test", True)
+    masked = engine.generate(prompts, GenerationOptions(8))
+    sdpa = engine.lm.backend
+    engine.lm.backend = AttentionBackend("sdpa-as-varlen", "test", True)
     try:
-        assert engine.generate(prompts, max_new_tokens=8) == masked
+        assert engine.generate(prompts, GenerationOptions(8)) == masked
         cache = engine.new_cache(3, 64, zeroed=True)
         engine.fill(cache, [(0, prompts[0]), (1, prompts[2]), (2, prompts[4])])
-        varlen = DecodeStep(engine.fast, cache, graphs=False)([9, 8, 7], [5, 17, 1])
-        engine.fast.backend = sdpa
-        ref = DecodeStep(engine.fast, cache, graphs=False)([9, 8, 7], [5, 17, 1])
+        varlen = DecodeStep(engine.lm, cache, graphs=False)([9, 8, 7], [5, 17, 1])
+        engine.lm.backend = sdpa
+        ref = DecodeStep(engine.lm, cache, graphs=False)([9, 8, 7], [5, 17, 1])
     finally:
-        engine.fast.backend = sdpa
+        engine.lm.backend = sdpa
     torch.testing.assert_close(varlen, ref, atol=1e-5, rtol=1e-5)
 
 
 def test_shared_prefix_is_computed_once(tiny_model, llama_tokenizer):
-    engine = FastEngine(tiny_model, llama_tokenizer)
-    alone = FastEngine(tiny_model, llama_tokenizer, min_shared_prefix=10**9)
+    engine = PackedEngine(tiny_model, llama_tokenizer)
+    alone = PackedEngine(tiny_model, llama_tokenizer, min_shared_prefix=10**9)
     fed = []
-    forward = engine.fast.forward
-    engine.fast.forward = lambda step, k, v: fed.append(step.ids.numel()) or forward(step, k, v)
+    forward = engine.lm.forward
+    engine.lm.forward = lambda step, k, v: fed.append(step.ids.numel()) or forward(step, k, v)
     prompts = _prompts(n_shared=7)  # 8 candidates share a 100-token prefix
     try:
         shared = engine.prefill(prompts, want="hidden")
     finally:
-        engine.fast.forward = forward
+        engine.lm.forward = forward
     assert sum(fed) == sum(map(len, prompts)) - 7 * 100
     torch.testing.assert_close(
         shared.last_hidden, alone.prefill(prompts, want="hidden").last_hidden, atol=1e-5, rtol=1e-5
@@ -224,11 +262,11 @@ def test_shared_prefix_is_computed_once(tiny_model, llama_tokenizer):
         atol=1e-5,
         rtol=1e-5,
     )
-    assert engine.generate(prompts, max_new_tokens=6) == alone.generate(prompts, max_new_tokens=6)
+    assert engine.generate(prompts, GenerationOptions(6)) == alone.generate(prompts, GenerationOptions(6))
 
 
 def test_out_of_memory_splits_and_retries_without_losing_rows(tiny_model, llama_tokenizer, fast):
-    engine = FastEngine(tiny_model, llama_tokenizer, max_batch_size=4)
+    engine = PackedEngine(tiny_model, llama_tokenizer, max_batch_size=4)
     calls = []
 
     def oom_over_two(kind, n):
@@ -239,7 +277,7 @@ def test_out_of_memory_splits_and_retries_without_losing_rows(tiny_model, llama_
     prompts, (tokens, parents, depths) = _prompts(), _trees()
     ref_state = fast.prefill(prompts, want="hidden")
     ref_tree = fast.tree_forward(ref_state, tokens, parents, depths)
-    ref_gen = fast.generate(prompts, max_new_tokens=7)
+    ref_gen = fast.generate(prompts, GenerationOptions(7))
     engine.fault_injector = oom_over_two
     state = engine.prefill(prompts, want="hidden")
     assert len(state.parts) == 4 and sorted(r for p in state.parts for r in p.rows) == list(range(len(prompts)))
@@ -247,7 +285,7 @@ def test_out_of_memory_splits_and_retries_without_losing_rows(tiny_model, llama_
     tree = engine.tree_forward(state, tokens, parents, depths)
     for r, t in enumerate(tokens):  # (padding nodes differ: each piece pads to its own widest tree)
         torch.testing.assert_close(tree[r, : 1 + len(t)], ref_tree[r, : 1 + len(t)], atol=1e-5, rtol=1e-5)
-    assert engine.generate(prompts, max_new_tokens=7) == ref_gen
+    assert engine.generate(prompts, GenerationOptions(7)) == ref_gen
     assert {k for k, _ in calls} == {"prefill", "tree", "decode", "fill"}
     assert engine.max_batch_tokens < fast.max_batch_tokens  # the budget learnt from the OOM
 
@@ -260,30 +298,49 @@ def test_out_of_memory_splits_and_retries_without_losing_rows(tiny_model, llama_
 
 
 def test_batches_are_costed_packed(fast):
-    lengths = [100, 10, 10, 10, 10]
+    prompts = [[i] * n for i, n in enumerate([100, 10, 10, 10, 10])]  # no shared prefixes
     fast.token_cap = 150
     try:
-        assert fast.batches(lengths, 5) == [[0, 1, 2, 3], [4]]  # padded: [[0], [1, 2, 3, 4]]
+        assert fast.batches(prompts, 5) == [[0, 1, 2, 3], [4]]  # padded: [[0], [1, 2, 3, 4]]
         stem = list(range(120))
         prompts = [[*stem, 1], [7] * 40, [*stem, 2], [*stem, 3]]
-        assert fast.batches([len(p) for p in prompts], 0, prompts=prompts) == [[0, 2, 3], [1]]
+        assert fast.batches(prompts, 0) == [[0, 2, 3], [1]]  # the shared 120 tokens costed once
     finally:
         fast.token_cap = 8192
 
 
-def test_engine_chooser(tiny_model, llama_tokenizer, monkeypatch, caplog):
+def test_engine_registry_chooses_and_says_why(tiny_model, llama_tokenizer, monkeypatch, caplog):
     monkeypatch.delenv("JUDGELM_ENGINE", raising=False)
     assert unsupported_reason(tiny_model) is None
-    with caplog.at_level("INFO", logger="judgelm.engine.choose"):
+    with caplog.at_level("INFO", logger="judgelm.engine.registry"):
         engine = make_engine(tiny_model, llama_tokenizer)
-    assert isinstance(engine, FastEngine) and "FastEngine" in caplog.text and "attention sdpa" in caplog.text
+    assert isinstance(engine, PackedEngine) and "PackedEngine" in caplog.text and "attention sdpa" in caplog.text
+    assert "runs on the packed Llama-family forward" in engine.reason
     bigram = BigramLM(len(llama_tokenizer), {})
     fallback = make_engine(bigram, llama_tokenizer)
-    assert isinstance(fallback, HFEngine) and "module layout" in fallback.engine_reason  # a Llama config, not a Llama
-    with pytest.raises(ValueError, match="cannot run"):
-        make_engine(bigram, llama_tokenizer, engine="fast")
+    assert isinstance(fallback, HFEngine) and "module layout" in fallback.reason  # a Llama config, not a Llama
+    with pytest.raises(ValueError, match="packed engine cannot run"):
+        make_engine(bigram, llama_tokenizer, engine="packed")
+    with pytest.raises(ValueError, match="one of 'packed', 'hf'"):
+        make_engine(tiny_model, llama_tokenizer, engine="fast")
     monkeypatch.setenv("JUDGELM_ENGINE", "hf")
-    assert isinstance(make_engine(tiny_model, llama_tokenizer), HFEngine)
+    chosen = make_engine(tiny_model, llama_tokenizer)
+    assert isinstance(chosen, HFEngine) and chosen.reason == "requested"
+
+
+def test_a_new_engine_is_one_registry_line(tiny_model, llama_tokenizer, monkeypatch):
+    """A backend registered by name (never picked by "auto") is built with the choice's reason
+    and the caller's options, and runs `Judge` through the protocol alone."""
+    from judgelm.engine import registry
+
+    monkeypatch.setattr(registry, "_ENGINES", dict(registry._ENGINES))
+    registry.register_engine("scripted", lambda model, tok, **kw: ScriptedEngine(tok, **kw))
+    assert "scripted" in registry.engine_names()
+    assert isinstance(make_engine(tiny_model, llama_tokenizer), PackedEngine)  # "auto" passes it by
+    engine = make_engine(None, llama_tokenizer, engine="scripted", respond="7\n")
+    assert engine.reason == "requested" and not engine.capabilities.logits
+    verdict = Judge(None, llama_tokenizer, engine=engine).grade("Q?", "an answer")
+    assert verdict.scores == (7.0,) and verdict.provenance.scoring == "text"
 
 
 def test_unsupported_models_say_why(tiny_model):
@@ -348,9 +405,9 @@ def test_other_llama_family_checkpoints(llama_tokenizer, family):
         }
         model = LlamaForCausalLM(LlamaConfig(**small, rope_scaling=rope))
     model.eval()
-    fast, hf = FastEngine(model, llama_tokenizer), HFEngine(model, llama_tokenizer)
+    fast, hf = PackedEngine(model, llama_tokenizer), HFEngine(model, llama_tokenizer)
     if family == "mistral":
-        assert fast.context_length == 128
+        assert fast.facts.context_length == 128 and hf.facts.context_length == 512
     prompts = _prompts()
     torch.testing.assert_close(
         fast.prefill(prompts, want="hidden").last_hidden,
@@ -358,4 +415,4 @@ def test_other_llama_family_checkpoints(llama_tokenizer, family):
         atol=1e-5,
         rtol=1e-5,
     )
-    assert fast.generate(prompts, max_new_tokens=5) == hf.generate(prompts, max_new_tokens=5)
+    assert fast.generate(prompts, GenerationOptions(5)) == hf.generate(prompts, GenerationOptions(5))

@@ -1,4 +1,4 @@
-"""The fast engine on CUDA (skipped without a GPU): bf16 packed (every attention backend the
+"""The packed engine on CUDA (skipped without a GPU): bf16 packed (every attention backend the
 machine has) vs bf16 padded (HF) vs an fp32 reference, the decode step through a CUDA graph vs
 eagerly, the fused (compiled) elementwise ops vs eager.
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from judgelm.engine import FastEngine, HFEngine
+from judgelm.engine import GenerationOptions, HFEngine, PackedEngine
 from judgelm.engine.attention import available_backends
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
@@ -77,7 +77,7 @@ def test_bf16_packed_and_padded_are_within_bf16_of_fp32(models, tokenizer, kv_he
         pytest.skip(f"{backend} cannot run grouped KV heads on this torch")
     prompts = _prompts()
     ref = HFEngine(fp32, tokenizer)
-    fast = FastEngine(bf16, tokenizer, attention=backend, compile=False)  # compiled ops: tested below
+    fast = PackedEngine(bf16, tokenizer, attention=backend, compile=False)  # compiled ops: tested below
     padded = HFEngine(bf16, tokenizer, max_batch_tokens=1 << 20)
     want = ref.prefill(prompts, want="logits").last_logits.log_softmax(-1)
     got = fast.prefill(prompts, want="logits").last_logits.log_softmax(-1)
@@ -99,7 +99,7 @@ def test_bf16_packed_and_padded_are_within_bf16_of_fp32(models, tokenizer, kv_he
 def test_fp32_on_cuda_matches_hf_tightly(models, tokenizer):
     _, fp32 = models[2]
     prompts = _prompts()
-    fast, hf = FastEngine(fp32, tokenizer, compile=False), HFEngine(fp32, tokenizer)
+    fast, hf = PackedEngine(fp32, tokenizer, compile=False), HFEngine(fp32, tokenizer)
     a, b = fast.prefill(prompts, want="hidden").last_hidden, hf.prefill(prompts, want="hidden").last_hidden
     assert _rel(a, b) < 1e-3  # tf32 may be on for matmuls; fp32 attention
 
@@ -107,25 +107,25 @@ def test_fp32_on_cuda_matches_hf_tightly(models, tokenizer):
 def test_cuda_graph_decoding_equals_eager(models, tokenizer):
     bf16, _ = models[8]
     prompts = [p[:300] for p in _prompts()]
-    graphs = FastEngine(bf16, tokenizer, cuda_graphs=True, compile=False)
-    eager = FastEngine(bf16, tokenizer, cuda_graphs=False, compile=False)
-    a = graphs.generate(prompts, max_new_tokens=24)
-    b = eager.generate(prompts, max_new_tokens=24)
+    graphs = PackedEngine(bf16, tokenizer, cuda_graphs=True, compile=False)
+    eager = PackedEngine(bf16, tokenizer, cuda_graphs=False, compile=False)
+    a = graphs.generate(prompts, GenerationOptions(24))
+    b = eager.generate(prompts, GenerationOptions(24))
     same = sum(x == y for x, y in zip(a, b, strict=True))
     assert same >= len(prompts) - 1, (a, b)  # bf16: a near-tie may flip one row at most
-    assert all(len(x) == 24 or x[-1] in graphs.eos_ids for x in a)
+    assert all(len(x) == 24 or x[-1] in graphs.facts.eos_ids for x in a)
 
 
 def test_compiled_elementwise_ops_match_eager(models, tokenizer):
     bf16, fp32 = models[2]
     prompts = _prompts()
-    compiled = FastEngine(bf16, tokenizer, compile=True)
-    plain = FastEngine(bf16, tokenizer, compile=False)
+    compiled = PackedEngine(bf16, tokenizer, compile=True)
+    plain = PackedEngine(bf16, tokenizer, compile=False)
     ref = HFEngine(fp32, tokenizer).prefill(prompts, want="hidden").last_hidden
     a = compiled.prefill(prompts, want="hidden").last_hidden
     b = plain.prefill(prompts, want="hidden").last_hidden
     print(f"compiled rel err {_rel(a, ref):.2e}, eager rel err {_rel(b, ref):.2e}")
-    assert set(compiled.fast.fused_ops().values()) == {"compiled"} and _rel(a, ref) < 3e-2 and _rel(b, ref) < 3e-2
+    assert set(compiled.lm.fused_ops().values()) == {"compiled"} and _rel(a, ref) < 3e-2 and _rel(b, ref) < 3e-2
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
@@ -136,5 +136,5 @@ def test_two_gpus_merge_in_order(models, tokenizer):
     pair = make_engine(bf16, tokenizer, devices=["cuda:0", "cuda:1"], compile=False)
     prompts = _prompts()
     a = pair.prefill(prompts, want="hidden").last_hidden
-    b = FastEngine(bf16, tokenizer, compile=False).prefill(prompts, want="hidden").last_hidden
+    b = PackedEngine(bf16, tokenizer, compile=False).prefill(prompts, want="hidden").last_hidden
     assert _rel(a, b) < 1e-2

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from judgelm.engine.batching import restore_order
-from judgelm.engine.fast_prefix import common_prefix_length, plan_prefix_batches, shared_prefix_groups
+from judgelm.engine.shared_prefix import common_prefix_length, plan_prefix_batches, shared_prefix_groups
 
 
 def test_common_prefix_length():

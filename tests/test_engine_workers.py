@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 import torch
 
 from judgelm import Judge, Sample
-from judgelm.engine import FastEngine, HFEngine, MultiDeviceEngine, make_engine
+from judgelm.engine import GenerationOptions, HFEngine, MultiDeviceEngine, PackedEngine, make_engine
 from judgelm.engine.batching import restore_order
 from judgelm.engine.workers import replicate_model, split_balanced
 
@@ -20,26 +22,49 @@ def test_split_balanced_covers_everything_in_order():
     assert restore_order(split_balanced([3] * 10, 3), split_balanced([3] * 10, 3)) == list(range(10))
 
 
+@dataclass(frozen=True)
+class _Tree:  # a `judgelm.engine.base.VerdictTree`
+    tokens: tuple[int, ...]
+    parents: tuple[int, ...]
+    depths: tuple[int, ...]
+    cand_ids: tuple[tuple[int, ...], ...]
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.tokens) + 1
+
+
+def _tree(tokens, parents, depths, g) -> _Tree:
+    """A tree whose nodes each read 6 random candidate tokens."""
+    cands = tuple(tuple(torch.randint(3, 32000, (6,), generator=g).tolist()) for _ in range(len(tokens) + 1))
+    return _Tree(tuple(tokens), tuple(parents), tuple(depths), cands)
+
+
 @pytest.fixture(scope="module")
 def pair(tiny_model, llama_tokenizer) -> MultiDeviceEngine:
     return make_engine(tiny_model, llama_tokenizer, devices=["cpu", "cpu"])
 
 
 def test_two_workers_equal_one(pair, tiny_model, llama_tokenizer):
-    assert isinstance(pair, MultiDeviceEngine) and all(isinstance(e, FastEngine) for e in pair.engines)
-    one = FastEngine(tiny_model, llama_tokenizer)
+    assert isinstance(pair, MultiDeviceEngine) and all(isinstance(e, PackedEngine) for e in pair.engines)
+    one = PackedEngine(tiny_model, llama_tokenizer)
     g = torch.Generator().manual_seed(3)
     prompts = [torch.randint(3, 32000, (n,), generator=g).tolist() for n in (9, 50, 4, 33, 21)]
     a, b = pair.prefill(prompts, want="hidden"), one.prefill(prompts, want="hidden")
     assert len(a.shares) == 2
     torch.testing.assert_close(a.last_hidden, b.last_hidden, atol=1e-5, rtol=1e-5)
-    tokens, parents, depths = [[5, 6]] * 4 + [[7]], [[0, 1]] * 4 + [[0]], [[1, 2]] * 4 + [[1]]
-    ta, tb = pair.tree_forward(a, tokens, parents, depths), one.tree_forward(b, tokens, parents, depths)
-    torch.testing.assert_close(ta[:4], tb[:4], atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(ta[4, :2], tb[4, :2], atol=1e-5, rtol=1e-5)
-    seen = []
-    assert pair.generate(prompts, max_new_tokens=6, on_batch=seen.append) == one.generate(prompts, max_new_tokens=6)
+    g = torch.Generator().manual_seed(4)
+    trees = [_tree([5, 6], [0, 1], [1, 2], g)] * 3 + [None, _tree([7], [0], [1], g)]
+    for x, y in zip(pair.tree_step(a, trees), one.tree_step(b, trees), strict=True):
+        assert (x is None) == (y is None)
+        if x is not None:
+            torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-5)
+    seen, streamed = [], {}
+    options = GenerationOptions(6, on_token=lambda i, t: streamed.setdefault(i, []).append(t))
+    got = pair.generate(prompts, options, on_batch=seen.append)
+    assert got == one.generate(prompts, GenerationOptions(6))
     assert sum(seen) == len(prompts)
+    assert [streamed[i] for i in range(len(prompts))] == got  # each worker's rows in input numbering
 
 
 def test_judge_on_two_workers(pair, tiny_model, llama_tokenizer):

@@ -17,7 +17,7 @@ from judgelm.integrations import (
     trl_reward_func,
     verl_compute_score,
 )
-from judgelm.serve.options import JudgeOptions
+from judgelm.options import JudgeOptions
 
 
 class FakeTrainerState:

@@ -27,8 +27,8 @@ from test_serve_support import CountingJudge, grading_judge, respond
 
 from judgelm import Sample
 from judgelm.integrations import JudgeReward, LocalBackend
+from judgelm.options import JudgeOptions
 from judgelm.serve import BackgroundServer, ServeConfig
-from judgelm.serve.options import JudgeOptions
 from judgelm.testing import byte_tokenizer, scripted_judge, tiny_llama
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")

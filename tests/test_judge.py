@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from judgelm import Judge, Sample, Turn
-from judgelm.testing import ScriptedEngine, scripted_judge
+from judgelm.engine import GenerationOptions
+from judgelm.testing import ScriptedEngine, byte_tokenizer, scripted_judge
 
 
 def test_helpers_wrap_judge():
@@ -107,7 +108,7 @@ def test_engine_generation_equals_hf_generate(tiny_judge, llama_tokenizer):
         Sample("q", ("one",), gold="g"),
     ]
     prompts = [tiny_judge.encode(s)[0].input_ids for s in samples]
-    got = tiny_judge.engine.generate(prompts, max_new_tokens=12)
+    got = tiny_judge.engine.generate(prompts, GenerationOptions(12))
     model = tiny_judge.model
     for ids, out in zip(prompts, got, strict=True):
         ref = model.generate(
@@ -125,7 +126,7 @@ def test_engine_generation_equals_hf_generate(tiny_judge, llama_tokenizer):
 
 def test_newline_stop(tiny_judge):
     ids = tiny_judge.encode(Sample("Q?", ("a", "b")))[0].input_ids
-    out = tiny_judge.engine.generate([ids], max_new_tokens=30, stop_at_newline=True)[0]
+    out = tiny_judge.engine.generate([ids], GenerationOptions(30, stop_at_newline=True))[0]
     texts = [tiny_judge.tokenizer.decode([t]) for t in out]
     assert all("\n" not in t for t in texts[:-1])
 
@@ -154,3 +155,35 @@ def test_save_and_load_round_trip(tiny_model, llama_tokenizer, tmp_path):
     assert again.judge(s, scoring="text")[0].text == judge.judge(s, scoring="text")[0].text
     a, b = again.judge(s)[0], judge.judge(s)[0]
     assert a.distributions == b.distributions and a.provenance.scoring == "logits"
+
+
+def test_scripted_engine_honours_the_generation_options():
+    tok = byte_tokenizer()
+    engine = ScriptedEngine(tok, "8 9\nmore")
+    nine = tok.convert_tokens_to_ids("9")
+    seen = []
+    options = GenerationOptions(50, stop_token_ids={nine}, on_token=lambda i, t: seen.append((i, t)))
+    out = engine.generate([tok("q")["input_ids"]] * 2, options)
+    assert out == [tok("8 9", add_special_tokens=False)["input_ids"]] * 2
+    assert seen == [(i, t) for i in range(2) for t in out[i]]
+    assert not engine.capabilities.logits and engine.facts.eos_ids == {tok.eos_token_id}
+
+
+def test_followup_turns_render_like_the_judgelm_demo():
+    """The turns after the verdict, against the upstream renderer: baaivision/JudgeLM (commit
+    636c5c7) judgelm/conversation.py, ``Conversation.get_prompt`` for ``SeparatorStyle.ADD_COLON_TWO``
+    with template ``vicuna_v1.1`` (roles USER/ASSISTANT, sep " ", sep2 "</s>"): each message is
+    ``role + ": " + message + seps[i % 2]``, the open turn ``role + ":"``."""
+    from judgelm.formats.followup import followup_prompt
+
+    def upstream(messages):
+        seps, out = [" ", "</s>"], ""
+        for i, (role, message) in enumerate(messages):
+            out += f"{role}: {message}{seps[i % 2]}" if message else f"{role}:"
+        return out
+
+    turns = (Turn("user", "Why?"), Turn("assistant", "Because 2 is right."))
+    messages = [("USER", "Why?"), ("ASSISTANT", "Because 2 is right."), ("USER", "And 1?"), ("ASSISTANT", None)]
+    assert followup_prompt("PROMPT 8 9\nexplained", turns, "And 1?", "</s>") == (
+        "PROMPT 8 9\nexplained " + upstream(messages)
+    )

@@ -14,8 +14,8 @@ from test_serve_support import CountingJudge, assert_close, grading_judge
 
 from judgelm import Sample
 from judgelm.io import Record, output_record
+from judgelm.options import JudgeOptions
 from judgelm.serve import BackgroundServer, ServeConfig
-from judgelm.serve.options import JudgeOptions
 
 
 @contextmanager

@@ -8,8 +8,8 @@ import pytest
 from test_serve_support import CountingJudge, grading_judge
 
 from judgelm import Sample
+from judgelm.options import JudgeOptions
 from judgelm.serve.batcher import MicroBatcher, Overloaded, ShuttingDown
-from judgelm.serve.options import JudgeOptions
 
 
 def pair(i: int, good_first: bool = True) -> Sample:

@@ -23,7 +23,7 @@ SAMPLES = [
 
 def test_demo_judge_loads_offline_with_its_tokenizer(demo):
     assert demo.name.endswith("(demo)") and demo.abstain_threshold == 1.0
-    assert demo.engine.context_length >= 2048
+    assert demo.engine.facts.context_length >= 2048
     ids = demo.tokenizer("### Response:8 9\n", add_special_tokens=False)["input_ids"]
     assert len(ids) >= 5  # digits, the space and the newline are separate tokens in SmolLM2
 

@@ -10,13 +10,8 @@ import torch.nn.functional as F
 
 from judgelm.data.records import record_from_dict
 from judgelm.data.synthetic import SyntheticConfig, generate
+from judgelm.engine.attention import HF_ATTENTION_NAME, packed_attention, register_transformers_attention
 from judgelm.testing import tiny_llama
-from judgelm.train.attention import (
-    VARLEN_ATTENTION,
-    block_diagonal_causal_mask,
-    register_varlen_attention,
-    varlen_attention,
-)
 from judgelm.train.collate import PackedCollator, PaddedCollator
 from judgelm.train.dataset import JudgeDataset
 from judgelm.train.encode import IGNORE_INDEX
@@ -58,8 +53,8 @@ def test_packed_loss_and_gradients_equal_padded(llama_tokenizer, features):
     torch.manual_seed(0)
     padded_model = tiny_llama(llama_tokenizer, seed=1).train()
     packed_model = tiny_llama(llama_tokenizer, seed=1).train()
-    packed_model.set_attn_implementation(register_varlen_attention())
-    assert packed_model.config._attn_implementation == VARLEN_ATTENTION
+    packed_model.set_attn_implementation(register_transformers_attention())
+    assert packed_model.config._attn_implementation == HF_ATTENTION_NAME
     loss_a, n_a, _ = judge_loss(padded_model, PaddedCollator(pad_id=0)(features))
     loss_b, n_b, _ = judge_loss(packed_model, PackedCollator()(features))
     assert int(n_a) == int(n_b) == sum(sum(x != IGNORE_INDEX for x in f["labels"][1:]) for f in features)
@@ -79,31 +74,44 @@ def test_judge_loss_equals_the_models_own_loss(llama_tokenizer, features):
     torch.testing.assert_close(loss_sum / n, reference, rtol=1e-5, atol=1e-5)
 
 
-def test_varlen_fallback_equals_a_block_diagonal_mask():
+def block_diagonal_causal_mask(cu_seq_lens: torch.Tensor, total: int) -> torch.Tensor:
+    """Bool [total, total]: token i may attend to token j iff both are in one sample and j <= i."""
+    positions = torch.arange(total)
+    segment = torch.bucketize(positions, cu_seq_lens.long()[1:], right=True)  # sample of every token
+    return (segment[:, None] == segment[None, :]) & (positions[None, :] <= positions[:, None])
+
+
+def test_packed_attention_equals_a_block_diagonal_mask():
     torch.manual_seed(0)
     cu = torch.tensor([0, 3, 9, 10, 16], dtype=torch.int32)
     q, k, v = torch.randn(1, 4, 16, 8), torch.randn(1, 2, 16, 8), torch.randn(1, 2, 16, 8)
     module = torch.nn.Module().eval()
-    out, _ = varlen_attention(
+    out, _ = packed_attention(
         module, q, k, v, None, scaling=0.3, cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=6, max_length_k=6
     )
-    mask = block_diagonal_causal_mask(cu, 16, q.device)
+    mask = block_diagonal_causal_mask(cu, 16)
     assert mask[4].tolist() == [False] * 3 + [True, True] + [False] * 11  # row 4: sample 2, keys 3..4
     ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[None, None], scale=0.3, enable_gqa=True)
     torch.testing.assert_close(out, ref.transpose(1, 2))
 
 
-def test_training_and_engine_packed_attention_agree(llama_tokenizer, features):
-    """The training attention and the inference engine's packed attention (its
-    ``register_transformers_attention``) compute the same packed forward."""
-    from judgelm.engine.attention import register_transformers_attention
-
-    train_model = tiny_llama(llama_tokenizer, seed=3)
-    engine_model = tiny_llama(llama_tokenizer, seed=3)
-    train_model.set_attn_implementation(register_varlen_attention())
-    engine_model.set_attn_implementation(register_transformers_attention())
-    batch = {k: v for k, v in PackedCollator()(features).items() if k != "labels"}
-    with torch.no_grad():  # the decoder stack only: the attention is what differs
-        a = train_model.model(**batch).last_hidden_state
-        b = engine_model.model(**batch).last_hidden_state
-    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+def test_attention_dropout_applies_in_training_mode_only():
+    torch.manual_seed(1)
+    cu = torch.tensor([0, 5, 12], dtype=torch.int32)
+    q, k, v = torch.randn(1, 2, 12, 8), torch.randn(1, 2, 12, 8), torch.randn(1, 2, 12, 8)
+    kw = {"scaling": 0.35, "cu_seq_lens_q": cu, "cu_seq_lens_k": cu, "max_length_q": 7, "max_length_k": 7}
+    module = torch.nn.Module()
+    plain, _ = packed_attention(module.eval(), q, k, v, None, **kw)
+    assert torch.equal(packed_attention(module, q, k, v, None, dropout=0.5, **kw)[0], plain)  # eval: no dropout
+    module.train()
+    torch.manual_seed(7)
+    a, _ = packed_attention(module, q, k, v, None, dropout=0.5, **kw)
+    torch.manual_seed(7)
+    b, _ = packed_attention(module, q, k, v, None, dropout=0.5, **kw)
+    assert torch.equal(a, b) and not torch.allclose(a, plain)
+    # each sample still sees only itself: sample 1's output ignores sample 2's values
+    v2 = v.clone()
+    v2[:, :, 5:] += 100.0
+    torch.manual_seed(7)
+    c, _ = packed_attention(module, q, k, v2, None, dropout=0.5, **kw)
+    torch.testing.assert_close(c[:, :5], a[:, :5])

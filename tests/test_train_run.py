@@ -84,7 +84,7 @@ def test_training_lowers_the_loss_and_saves_a_judge(tmp_path, data, tiny_model_d
     training = judge.config.training
     assert training["formats"] == ["pairwise"] and training["config"]["packing"] is True
     assert training["data_report"]["kept"] == 24 and training["global_step"] == 8
-    assert judge.model.config._attn_implementation != "judgelm_varlen"  # loads anywhere
+    assert judge.model.config._attn_implementation != "judgelm_packed"  # loads anywhere
     assert (Path(result.output_dir) / "model.safetensors").is_file()
     log = [json.loads(line) for line in (Path(result.output_dir) / "train_log.jsonl").read_text().splitlines()]
     assert [row["step"] for row in log if "loss" in row] == list(range(1, 9))

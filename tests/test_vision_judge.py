@@ -33,7 +33,7 @@ def judge_dir(judge, tmp_path_factory) -> Path:
 
 def test_vision_judges_run_on_the_hf_engine(judge):
     assert isinstance(judge.engine, HFEngine)
-    assert "vision judge" in judge.engine.engine_reason
+    assert "vision judge" in judge.engine.reason
 
 
 def _png(color, size=(40, 30)) -> bytes:

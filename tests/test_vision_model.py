@@ -13,7 +13,7 @@ from PIL import Image
 
 from judgelm import Sample, get_format
 from judgelm.config import JudgeConfig
-from judgelm.engine.hf import HFEngine
+from judgelm.engine import GenerationOptions, HFEngine
 from judgelm.errors import ModelLoadError
 from judgelm.modalities.text import encode, fit_prompt
 from judgelm.vision import (
@@ -177,13 +177,16 @@ def test_engine_gives_the_same_continuation_alone_or_batched(vj):
     model, tok = vj
     engine = HFEngine(model, tok)
     ids, imgs = _prompts(model, tok)
-    together = engine.generate(ids, images=imgs, max_new_tokens=6)
-    alone = [engine.generate([i], images=[im], max_new_tokens=6)[0] for i, im in zip(ids, imgs, strict=True)]
+    six = GenerationOptions(6)
+    together = engine.generate(ids, six, images=imgs)
+    alone = [engine.generate([i], six, images=[im])[0] for i, im in zip(ids, imgs, strict=True)]
     assert together == alone
     with torch.no_grad():
-        batched = engine.prefill(ids, images=imgs).last_logits
-        single = torch.cat([engine.prefill([i], images=[im]).last_logits for i, im in zip(ids, imgs, strict=True)])
-        other = engine.prefill([ids[0]], images=[_pixels(model, 99)]).last_logits
+        batched = engine.prefill(ids, images=imgs, want="logits").last_logits
+        single = torch.cat(
+            [engine.prefill([i], images=[im], want="logits").last_logits for i, im in zip(ids, imgs, strict=True)]
+        )
+        other = engine.prefill([ids[0]], images=[_pixels(model, 99)], want="logits").last_logits
     torch.testing.assert_close(batched, single, rtol=1e-4, atol=1e-4)
     assert not torch.allclose(other[0], single[0], atol=1e-3)  # the image matters
 
@@ -201,7 +204,10 @@ def test_save_and_load_round_trip(vj, tmp_path: Path):
     ids, imgs = _prompts(model, tok)
     e1, e2 = HFEngine(model, tok), HFEngine(loaded, ltok)
     with torch.no_grad():
-        torch.testing.assert_close(e1.prefill(ids, images=imgs).last_logits, e2.prefill(ids, images=imgs).last_logits)
+        torch.testing.assert_close(
+            e1.prefill(ids, images=imgs, want="logits").last_logits,
+            e2.prefill(ids, images=imgs, want="logits").last_logits,
+        )
     assert not loaded.training
 
 

@@ -24,7 +24,7 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from judgelm import __version__
+    from judgelm.version import __version__
 
     parser = argparse.ArgumentParser(prog="judgelm", description="Fine-tuned LLMs as fast, trustworthy judges.")
     parser.add_argument("--version", action="version", version=f"judgelm {__version__}")

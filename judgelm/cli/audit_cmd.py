@@ -12,29 +12,23 @@ from __future__ import annotations
 import argparse
 import sys
 
+from judgelm.cli.flags import add_model_flags, add_scoring_flags, load_judge
+
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
     from judgelm.eval.audits import AUDITS
     from judgelm.eval.benchmarks import BENCHMARKS
 
-    p = sub.add_parser(
-        name, help="bias audits with a Markdown report and plots", description=__doc__
-    )
+    p = sub.add_parser(name, help="bias audits with a Markdown report and plots", description=__doc__)
     p.add_argument("--data", required=True, help="labelled JSONL, or the benchmark's main file")
     p.add_argument("--out", required=True, help="folder for audit.md, audit.json and the PNGs")
-    p.add_argument("--model", help="HF model id or folder, a .gguf file (default: the demo judge)")
-    p.add_argument(
-        "--benchmark", choices=list(BENCHMARKS), default="labelled", help="how to read --data"
-    )
+    add_model_flags(p)
+    p.add_argument("--benchmark", choices=list(BENCHMARKS), default="labelled", help="how to read --data")
     p.add_argument("--references", help="judgelm-val: references file")
     p.add_argument("--truth", help="judgelm-val: teacher judgments without reference")
     p.add_argument("--truth-with-reference", help="judgelm-val: teacher judgments with reference")
-    p.add_argument(
-        "--audits", default=",".join(AUDITS), help=f"comma-separated subset of: {', '.join(AUDITS)}"
-    )
-    p.add_argument(
-        "--seeds", type=int, default=2, help="self-consistency runs (each judges both orders)"
-    )
+    p.add_argument("--audits", default=",".join(AUDITS), help=f"comma-separated subset of: {', '.join(AUDITS)}")
+    p.add_argument("--seeds", type=int, default=2, help="self-consistency runs (each judges both orders)")
     p.add_argument(
         "--trained-with",
         choices=["reference", "no_reference", "both"],
@@ -42,32 +36,14 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     )
     p.add_argument("--limit", type=int, help="only the first N items")
     p.add_argument("--no-plots", action="store_true", help="skip the PNGs (no matplotlib needed)")
-    p.add_argument(
-        "--official-parser",
-        action="store_true",
-        help="parse scores exactly like the reference code",
-    )
-    p.add_argument(
-        "--scoring",
-        choices=["text", "logits"],
-        default="text",
-        help="how verdicts are read (logits: enables the reliability diagram)",
-    )
-    p.add_argument(
-        "--bootstrap", type=int, default=1000, help="bootstrap resamples (0: no intervals)"
-    )
-    p.add_argument("--device", help="cpu, cuda, cuda:1, ...")
-    p.add_argument("--dtype", help="bf16, fp16, fp32")
-    p.add_argument(
-        "--trust-remote-code", action="store_true", help="allow the model's own code to run"
-    )
+    add_scoring_flags(p)  # logits also give the reliability diagram
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (0: no intervals)")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     from judgelm.eval.audits import run_audits, write_audit
     from judgelm.eval.benchmarks import load_benchmark
-    from judgelm.judge import Judge
 
     audits = [a.strip() for a in args.audits.split(",") if a.strip()]
     data = load_benchmark(
@@ -82,9 +58,7 @@ def run(args: argparse.Namespace) -> int:
         from judgelm.eval.audits.plots import require_matplotlib
 
         require_matplotlib()  # fail before judging, not after, when matplotlib is missing
-    judge = Judge.from_pretrained(
-        args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code
-    )
+    judge = load_judge(args)
     report = run_audits(
         judge,
         data,

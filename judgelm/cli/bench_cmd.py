@@ -10,27 +10,21 @@ import argparse
 import sys
 from pathlib import Path
 
+from judgelm.cli.flags import add_model_flags, add_scoring_flags, load_judge
+
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
     from judgelm.eval.benchmarks import BENCHMARKS
 
     names = "; ".join(f"{k}: {v}" for k, v in BENCHMARKS.items())
-    p = sub.add_parser(
-        name, help="score a judge on a benchmark (paper-style table)", description=__doc__
-    )
-    p.add_argument("--model", help="HF model id or folder, a .gguf file (default: the demo judge)")
+    p = sub.add_parser(name, help="score a judge on a benchmark (paper-style table)", description=__doc__)
+    add_model_flags(p)
     p.add_argument("--benchmark", required=True, choices=list(BENCHMARKS), help=names)
-    p.add_argument(
-        "--data", required=True, help="the benchmark's main file (judgelm-val: file or folder)"
-    )
+    p.add_argument("--data", required=True, help="the benchmark's main file (judgelm-val: file or folder)")
     p.add_argument("--references", help="judgelm-val: judgelm_val_5k_references.jsonl")
     p.add_argument("--truth", help="judgelm-val: judgelm_val_5k_gpt4.jsonl")
-    p.add_argument(
-        "--truth-with-reference", help="judgelm-val: judgelm_val_5k_gpt4_with_reference.jsonl"
-    )
-    p.add_argument(
-        "--predictions", help="mmvet: the model's predictions JSON (keyed like the ground truth)"
-    )
+    p.add_argument("--truth-with-reference", help="judgelm-val: judgelm_val_5k_gpt4_with_reference.jsonl")
+    p.add_argument("--predictions", help="mmvet: the model's predictions JSON (keyed like the ground truth)")
     p.add_argument("--grades", help="mmvet: truth grades JSON in [0, 1] (optional)")
     p.add_argument(
         "--reference",
@@ -39,26 +33,10 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
         help="judge with references, without, or both where the set has them (default)",
     )
     p.add_argument("--limit", type=int, help="only the first N items")
-    p.add_argument(
-        "--format", choices=["table", "json", "markdown"], default="table", help="output format"
-    )
+    p.add_argument("--format", choices=["table", "json", "markdown"], default="table", help="output format")
     p.add_argument("-o", "--output", help="also write the result as JSON to this file")
-    p.add_argument(
-        "--official-parser",
-        action="store_true",
-        help="parse scores exactly like the reference code",
-    )
-    p.add_argument(
-        "--scoring", choices=["text", "logits"], default="text", help="how verdicts are read"
-    )
-    p.add_argument(
-        "--bootstrap", type=int, default=1000, help="bootstrap resamples (0: no intervals)"
-    )
-    p.add_argument("--device", help="cpu, cuda, cuda:1, ...")
-    p.add_argument("--dtype", help="bf16, fp16, fp32")
-    p.add_argument(
-        "--trust-remote-code", action="store_true", help="allow the model's own code to run"
-    )
+    add_scoring_flags(p)
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (0: no intervals)")
     return p
 
 
@@ -67,7 +45,6 @@ def run(args: argparse.Namespace) -> int:
 
     from judgelm.eval.bench import run_benchmark
     from judgelm.eval.benchmarks import load_benchmark
-    from judgelm.judge import Judge
 
     if args.benchmark == "mmvet" and not args.predictions:
         print("judgelm bench: error: mmvet needs --predictions", file=sys.stderr)
@@ -82,17 +59,13 @@ def run(args: argparse.Namespace) -> int:
         grades=args.grades,
         limit=args.limit,
     )
-    if bench.task == "pairwise" and not any(
-        i.label is not None or i.has_truth_with_reference for i in bench.items
-    ):
+    if bench.task == "pairwise" and not any(i.label is not None or i.has_truth_with_reference for i in bench.items):
         print(
             f"judgelm bench: error: {args.benchmark} has no ground truth here (--truth?)",
             file=sys.stderr,
         )
         return 2
-    judge = Judge.from_pretrained(
-        args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code
-    )
+    judge = load_judge(args)
     with_reference = {"auto": None, "with": True, "without": False}[args.reference]
     result = run_benchmark(
         judge,
@@ -104,7 +77,5 @@ def run(args: argparse.Namespace) -> int:
     )
     sys.stdout.write(result.render(args.format))
     if args.output:
-        Path(args.output).write_text(
-            json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8"
-        )
+        Path(args.output).write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
     return 0

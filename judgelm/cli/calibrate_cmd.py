@@ -10,10 +10,12 @@ import json
 import sys
 from pathlib import Path
 
+from judgelm.cli.flags import add_model_flags, load_judge
+
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help="fit a temperature to a judge's verdict distributions", description=__doc__)
-    p.add_argument("--model", help="judge folder or id (default: the demo judge)")
+    add_model_flags(p)
     p.add_argument("--data", required=True, help="labelled JSONL (samples with `label` or teacher `score`/`text`)")
     p.add_argument(
         "--target",
@@ -29,18 +31,15 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("--save", action="store_true", help="write the calibration into the model folder's judge.json")
     p.add_argument("--plot", help="reliability diagram PNG path")
     p.add_argument("--report", help="JSON report path")
-    p.add_argument("--device")
-    p.add_argument("--dtype")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     from judgelm.calibration import calibrate_judge, plot_reliability
     from judgelm.eval.labelled import read_labelled
-    from judgelm.judge import Judge
 
     items = read_labelled(args.data, limit=args.limit).items
-    judge = Judge.from_pretrained(args.model, device=args.device, dtype=args.dtype)
+    judge = load_judge(args)
     report = calibrate_judge(
         judge, items, target=args.target, heldout=args.heldout, seed=args.seed, swap=args.swap, fit_bias=args.bias
     )

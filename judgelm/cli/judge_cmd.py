@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TextIO
 
+from judgelm.cli.flags import add_judging_flags, add_model_flags, judge_options, load_judge
 from judgelm.io import Record, ResultWriter, error_record, output_record
 from judgelm.types import Verdict
 
@@ -22,35 +23,16 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p = sub.add_parser(name, help="judge a JSONL file of samples", description=__doc__)
     p.add_argument("input", help="JSONL samples (native or JudgeLM format)")
     p.add_argument("-o", "--output", help="output JSONL (appended; re-run to resume)")
-    p.add_argument("--model", help="HF model id or folder, a .gguf file, or 'demo' (default: the SmolLM2 demo judge)")
-    p.add_argument("--mode", help="format for every sample (default: each record's mode, or inferred)")
-    p.add_argument("--swap", action="store_true", help="judge both orders and average; report consistency")
-    p.add_argument("--explain", action="store_true", help="let the judge write its explanation")
-    p.add_argument(
-        "--scoring",
-        choices=["auto", "logits", "text"],
-        default="auto",
-        help="read verdicts from the logits, or parse generated text (default: logits when possible)",
-    )
+    add_model_flags(p)
+    add_judging_flags(p)
     p.add_argument(
         "--abstain-threshold",
         type=float,
         help="(logit scoring) abstain when more probability than this lies outside the verdict grammar "
         "(default 0.5; 1.0 for the untrained demo judge)",
     )
-    p.add_argument("--official-parser", action="store_true", help="parse scores exactly like the reference code")
     p.add_argument("--no-reference", action="store_true", help="ignore references in the input")
-    p.add_argument(
-        "--truncation",
-        choices=["answers", "error", "none"],
-        default="answers",
-        help="over-long prompts: shorten answers (default), refuse, or pass",
-    )
     p.add_argument("--batch-size", type=int, default=32, help="samples judged (and written) per step")
-    p.add_argument("--max-new-tokens", type=int, help="generation budget (default: score line, or 512 with --explain)")
-    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-    p.add_argument("--dtype", help="bf16, fp16, fp32 (default: bf16 on GPU, fp32 on CPU)")
-    p.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code to run")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--engine", choices=["local", "ray"], default="local", help="local or ray (an actor pool; needs -o)")
     p.add_argument("--num-actors", type=int, help="--engine ray: judges in the pool (default: one per GPU, else 1)")
@@ -124,7 +106,6 @@ def run(args: argparse.Namespace) -> int:
 
         return run_judge_command(args)
     from judgelm.io import read_samples
-    from judgelm.judge import Judge
 
     records = [_check(r) for r in read_samples(args.input, mode=args.mode)]
     if args.no_reference:
@@ -145,14 +126,8 @@ def run(args: argparse.Namespace) -> int:
     verdicts: list[Verdict] = []
     start = time.perf_counter()
     if good:
-        judge = Judge.from_pretrained(
-            args.model,
-            device=args.device,
-            dtype=args.dtype,
-            trust_remote_code=args.trust_remote_code,
-            truncation=args.truncation,
-            abstain_threshold=args.abstain_threshold,
-        )
+        judge = load_judge(args, abstain_threshold=args.abstain_threshold)
+        options = judge_options(args)
         bar = None
         if not args.quiet:
             from tqdm.auto import tqdm
@@ -161,14 +136,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             for i in range(0, len(good), args.batch_size):
                 chunk = good[i : i + args.batch_size]
-                out = judge.judge(
-                    [r.sample for r in chunk],  # type: ignore[misc]
-                    swap=args.swap,
-                    explain=args.explain,
-                    scoring=args.scoring,
-                    max_new_tokens=args.max_new_tokens,
-                    official_parser=args.official_parser,
-                )
+                out = judge.judge([r.sample for r in chunk], options)  # type: ignore[misc]
                 for rec, v in zip(chunk, out, strict=True):
                     verdicts.append(v)
                     if writer:

@@ -7,13 +7,15 @@ import argparse
 import json
 import sys
 
+from judgelm.cli.flags import add_mode_flag, add_swap_flag
+
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help="write the exact prompts, no model needed", description=__doc__)
     p.add_argument("input", help="JSONL samples (native or JudgeLM format)")
     p.add_argument("-o", "--output", help="output JSONL (default: stdout)")
-    p.add_argument("--mode", help="format for every sample (default: each record's mode, or inferred)")
-    p.add_argument("--swap", action="store_true", help="also write the swapped orders")
+    add_mode_flag(p)
+    add_swap_flag(p, help="also write the swapped orders")
     p.add_argument("--tokenizer", help="a tokenizer folder: adds `input_ids` as the judge would read them")
     return p
 

@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
+from judgelm.cli.flags import add_model_flags, add_scoring_flags, add_truncation_flag, load_judge
+
 API_KEY_ENV = "JUDGELM_API_KEY"
 
 
@@ -24,10 +26,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--model",
-        help="HF model id or folder, a .gguf file, or 'demo' (default: the SmolLM2 demo judge)",
-    )
+    add_model_flags(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     p.add_argument(
@@ -35,15 +34,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV} if set); "
         "clients that send no headers (OpenRLHF) POST to /k/KEY/get_reward",
     )
-    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-    p.add_argument("--dtype", help="bf16, fp16, fp32 (default: bf16 on GPU, fp32 on CPU)")
-    p.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code to run")
-    p.add_argument(
-        "--truncation",
-        choices=["answers", "error", "none"],
-        default="answers",
-        help="over-long prompts (default: shorten answers)",
-    )
+    add_truncation_flag(p)
     g = p.add_argument_group("batching and limits")
     g.add_argument("--max-batch-size", type=int, default=32, help="samples per model call (default: 32)")
     g.add_argument("--max-wait-ms", type=float, default=5.0, help="longest wait to fill a batch (default: 5)")
@@ -74,12 +65,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         help="split query into question/answer at the last occurrence (when prompts are not sent)",
     )
     r.add_argument("--reward-swap", action="store_true", help="judge both orders and average (pairwise)")
-    r.add_argument(
-        "--reward-scoring",
-        choices=["auto", "logits", "text"],
-        default="auto",
-        help="expected scores from logits, or parsed text (default: logits when the judge can)",
-    )
+    add_scoring_flags(r, flag="--reward-scoring", official_parser=False)
     r.add_argument(
         "--abstain-reward",
         type=float,
@@ -91,8 +77,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 
 def build_config(args: argparse.Namespace):
     from judgelm.integrations.openrlhf import RewardMapping
+    from judgelm.options import JudgeOptions
     from judgelm.serve.config import ServeConfig
-    from judgelm.serve.options import JudgeOptions
 
     reward = RewardMapping(
         mode=args.reward_mode,
@@ -113,7 +99,6 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from judgelm.judge import Judge
     from judgelm.serve.server import serve
 
     try:
@@ -121,16 +106,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"judgelm serve: {e}", file=sys.stderr)
         return 2
-    judge = Judge.from_pretrained(
-        args.model,
-        device=args.device,
-        dtype=args.dtype,
-        trust_remote_code=args.trust_remote_code,
-        truncation=args.truncation,
-    )
+    judge = load_judge(args)
     # Scores map to [0, 1] against the judge's own score grammar.
-    values = [float(v) for v in judge.config.score_values]
-    config = replace(config, reward=replace(config.reward, score_range=(min(values), max(values))))
+    config = replace(config, reward=replace(config.reward, score_range=judge.config.score_range))
     print(
         f"judgelm serve: {judge.name} on http://{args.host}:{args.port}",
         file=sys.stderr,

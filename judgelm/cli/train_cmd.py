@@ -16,6 +16,8 @@ import argparse
 import json
 from typing import TYPE_CHECKING
 
+from judgelm.cli.flags import add_mode_flag, add_model_flags, add_truncation_flag
+
 if TYPE_CHECKING:
     from judgelm.train.config import TrainConfig
 
@@ -35,7 +37,7 @@ def configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     d = p.add_argument_group("data and recipe")
     d.add_argument("data", nargs="+", help="JSONL training records")
     d.add_argument("-o", "--output", required=True, help="output folder (checkpoints, then the judge)")
-    d.add_argument("--mode", help="format for every record (default: per record, inferred)")
+    add_mode_flag(d)
     d.add_argument("--p-swap", type=float, default=0.5, help="swap augmentation probability (default 0.5)")
     d.add_argument(
         "--p-reference",
@@ -49,14 +51,11 @@ def configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         default=2048,
         help="tokens per example (answers are shortened to fit)",
     )
-    d.add_argument(
-        "--truncation",
-        choices=["answers", "error"],
-        default="answers",
-        help="over-long prompts: shorten answers (default) or drop the sample",
+    add_truncation_flag(
+        d, choices=("answers", "error"), help="over-long prompts: shorten the answers (default) or drop the sample"
     )
     m = p.add_argument_group("model")
-    m.add_argument("--model", default="demo", help="HF id or folder, a .gguf file, or 'demo'")
+    add_model_flags(m, device=False)  # training places the model itself (--cpu, --load-dtype)
     m.add_argument("--tokenizer", help="tokenizer folder when not beside the model")
     m.add_argument(
         "--from-scratch",
@@ -71,7 +70,6 @@ def configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     m.add_argument("--lora-alpha", type=int, default=16)
     m.add_argument("--lora-dropout", type=float, default=0.05)
     m.add_argument("--lora-targets", default="all-linear", help="'all-linear' or comma-separated module names")
-    m.add_argument("--trust-remote-code", action="store_true")
     o = p.add_argument_group("optimisation")
     o.add_argument("--lr", type=float, default=2e-5)
     o.add_argument("--epochs", type=float, default=3.0)
@@ -136,7 +134,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         data=tuple(args.data),
         output_dir=args.output,
-        model=args.model,
+        model=args.model or "demo",
         tokenizer=args.tokenizer,
         from_scratch=args.from_scratch,
         mode=args.mode,

@@ -1,22 +1,31 @@
-"""Running judge models: loading, batching, generation. Nothing outside this package touches CUDA.
+"""Running judge models: loading, the `Engine` protocol and its implementations, batching,
+generation. Nothing outside this package touches CUDA.
 
-`make_engine` picks the engine: `FastEngine` (packed prefill, slot KV cache, continuous batching)
-for the Llama-family checkpoints it runs exactly, `HFEngine` otherwise (see docs/engine.md).
+`make_engine` picks the engine by the registry (`judgelm.engine.registry`): `PackedEngine` (packed
+prefill, slot KV cache, continuous batching) for the Llama-family checkpoints it runs exactly,
+`HFEngine` otherwise (see docs/engine.md).
 """
 
-from judgelm.engine.choose import engine_choice, make_engine
-from judgelm.engine.fast_engine import FastEngine
+from judgelm.engine.base import Capabilities, Engine, GenerationOptions, ModelFacts
 from judgelm.engine.hf import HFEngine
 from judgelm.engine.loading import load_model_and_tokenizer, resolve_device, resolve_dtype
+from judgelm.engine.packed import PackedEngine
+from judgelm.engine.registry import EngineChoice, choose_engine, make_engine, register_engine
 from judgelm.engine.workers import MultiDeviceEngine
 
 __all__ = [
-    "FastEngine",
+    "Capabilities",
+    "Engine",
+    "EngineChoice",
+    "GenerationOptions",
     "HFEngine",
+    "ModelFacts",
     "MultiDeviceEngine",
-    "engine_choice",
+    "PackedEngine",
+    "choose_engine",
     "load_model_and_tokenizer",
     "make_engine",
+    "register_engine",
     "resolve_device",
     "resolve_dtype",
 ]

@@ -1,29 +1,20 @@
-"""Attention for the fast engine: the backend is chosen once per (device, dtype), and says why.
+"""Attention on packed tokens, for inference and training: the backend is chosen once per
+(device, dtype) and logged with why.
 
-Two operations cover every step the engine takes:
+- ``varlen(q, k, v, cu_q, cu_k, max_q, max_k)``: segment ``i`` of the queries attends causally to
+  segment ``i`` of the keys, aligned at the end (FlashAttention's "bottom-right" convention), so a
+  segment may have fewer queries than keys (a suffix after a cached prefix, a decoding step) or
+  none (a *gap* over unused cache rows). Prefill, shared-prefix suffixes, decoding and packed
+  training batches are all this one call.
+- ``masked(q, k, v, allowed)``: attention under an explicit boolean mask over cache rows (the
+  verdict tree step; decoding on CPU). Always SDPA.
 
-- ``varlen(q, k, v, cu_q, cu_k, max_q, max_k)``: packed variable-length causal attention. Segment
-  ``i`` of the queries (``cu_q[i]:cu_q[i+1]``) attends to segment ``i`` of the keys, causally and
-  aligned at the end (its last query sees its whole key segment: FlashAttention's "bottom-right"
-  convention), so a segment may have fewer queries than keys (an *extend* on a cached prefix, a
-  decoding step) or none at all (a *gap* over unused cache rows). Prefill, shared-prefix suffixes
-  and decoding all read the slot cache this way, never padding anything.
-- ``masked(q, k, v, allowed)``: attention under an explicit boolean mask over a block of cache
-  rows (the verdict tree step, where siblings must not see each other; decoding on CPU). Always
-  SDPA: the tree is ~120 queries per row, a few percent of the work.
-
-Backends for ``varlen``, fastest first:
-
-1. ``flash_attn`` — ``flash_attn_varlen_func`` (CUDA, fp16/bf16) when the package is installed.
-2. ``torch_varlen`` — ``torch.nn.attention.varlen.varlen_attn`` (CUDA, fp16/bf16, torch >= 2.10):
-   PyTorch's own FlashAttention-2 varlen kernel, causal through ``window_size=(-1, 0)``.
-3. ``sdpa`` — one SDPA call per non-empty segment (any device, any dtype; CPU, fp32 references).
-   Exact, and with few segments per call cheap enough on CPU.
-
-``JUDGELM_ATTENTION=flash_attn|torch_varlen|sdpa`` forces one (the GPU checks run every backend
-the machine has). `register_transformers_attention` exposes ``varlen`` to transformers as
-``attn_implementation="judgelm_packed"`` so any HF Llama/Mistral/Qwen-style model can run a packed
-(unpadded) forward unchanged: `packed_hf_hidden` is that path, kept as a peer and a cross-check.
+Varlen backends, fastest first: ``flash_attn`` (``flash_attn_varlen_func``, when it imports),
+``torch_varlen`` (``torch.nn.attention.varlen.varlen_attn``, torch >= 2.10; both CUDA fp16/bf16),
+``sdpa`` (one SDPA call per segment: any device and dtype, exact). ``JUDGELM_ATTENTION`` forces
+one. `register_transformers_attention` exposes ``varlen`` to transformers as
+``attn_implementation="judgelm_packed"`` (packed training; any HF Llama-style model runs a packed
+forward unchanged); attention dropout is an argument there (training mode only).
 """
 
 from __future__ import annotations
@@ -48,7 +39,7 @@ __all__ = [
     "AttentionBackend",
     "available_backends",
     "choose_backend",
-    "packed_hf_hidden",
+    "packed_attention",
     "register_transformers_attention",
     "segment_bounds",
 ]
@@ -88,12 +79,15 @@ def segment_bounds(rows: Sequence[tuple[int, int, int]], row_stride: int) -> tup
 @dataclass(frozen=True)
 class AttentionBackend:
     """One attention backend. ``fast_varlen``: a fused varlen kernel (not the per-segment loop),
-    which decoding uses through gap segments instead of a mask over whole cache rows."""
+    which decoding uses through gap segments instead of a mask over whole cache rows.
+    ``dropout``: the kernel applies attention dropout itself (else a call with dropout runs the
+    per-segment SDPA loop, which does)."""
 
     name: str
     reason: str
     fast_varlen: bool
     _kernel: Callable[..., Tensor] | None = field(default=None, repr=False, compare=False)
+    dropout: bool = False
 
     def varlen(
         self,
@@ -106,14 +100,16 @@ class AttentionBackend:
         max_k: int,
         *,
         scale: float,
+        dropout: float = 0.0,
         cu_host: tuple[Sequence[int], Sequence[int]] | None = None,
     ) -> Tensor:  # [Nq, Hq, D]
-        """Causal, bottom-right aligned attention per segment (see the module docstring).
-        ``cu_host``: the same bounds as Python lists, saving the sdpa loop a device sync."""
-        if self._kernel is not None:
-            return self._kernel(q, k, v, cu_q, cu_k, max_q, max_k, scale)
+        """Causal, bottom-right aligned attention per segment (see the module docstring), with
+        attention ``dropout`` (training). ``cu_host``: the same bounds as Python lists, saving
+        the sdpa loop a device sync."""
+        if self._kernel is not None and (dropout == 0.0 or self.dropout):
+            return self._kernel(q, k, v, cu_q, cu_k, max_q, max_k, scale, dropout)
         bq, bk = cu_host if cu_host is not None else (cu_q.tolist(), cu_k.tolist())
-        return _sdpa_segments(q, k, v, bq, bk, scale)
+        return _sdpa_segments(q, k, v, bq, bk, scale, dropout)
 
     def masked(
         self,
@@ -132,9 +128,12 @@ class AttentionBackend:
         return out.transpose(1, 2)
 
 
-def _sdpa_segments(q: Tensor, k: Tensor, v: Tensor, bq: Sequence[int], bk: Sequence[int], scale: float) -> Tensor:
-    """The reference varlen: one causal SDPA per segment. SDPA's ``is_causal`` aligns top-left,
-    so a segment with fewer queries than keys gets an explicit bottom-right mask."""
+def _sdpa_segments(
+    q: Tensor, k: Tensor, v: Tensor, bq: Sequence[int], bk: Sequence[int], scale: float, dropout: float = 0.0
+) -> Tensor:
+    """The reference varlen: one causal SDPA per segment (autograd flows through the slice
+    writes). SDPA's ``is_causal`` aligns top-left, so a segment with fewer queries than keys
+    gets an explicit bottom-right mask."""
     out = torch.empty_like(q)
     rep = q.shape[1] // k.shape[1]
     for (q0, q1), (k0, k1) in zip(itertools.pairwise(bq), itertools.pairwise(bk), strict=True):
@@ -146,10 +145,10 @@ def _sdpa_segments(q: Tensor, k: Tensor, v: Tensor, bq: Sequence[int], bk: Seque
         if rep > 1:
             ks, vs = (t.repeat_interleave(rep, dim=1) for t in (ks, vs))
         if n_q == n_k:
-            o = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scale)
+            o = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scale, dropout_p=dropout)
         else:
             mask = torch.ones((n_q, n_k), dtype=torch.bool, device=q.device).tril(diagonal=n_k - n_q)
-            o = F.scaled_dot_product_attention(qs, ks, vs, attn_mask=mask, scale=scale)
+            o = F.scaled_dot_product_attention(qs, ks, vs, attn_mask=mask, scale=scale, dropout_p=dropout)
         out[q0:q1] = o[0].transpose(0, 1)
     return out
 
@@ -164,8 +163,20 @@ def _flash_attn_kernel() -> Callable[..., Tensor] | None:
         log.info("flash_attn is installed but does not import: %s", e)
         return None
 
-    def kernel(q: Tensor, k: Tensor, v: Tensor, cu_q: Tensor, cu_k: Tensor, max_q: int, max_k: int, scale: float):
-        return flash_attn_varlen_func(q, k, v, cu_q, cu_k, max_q, max_k, softmax_scale=scale, causal=True)
+    def kernel(
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        cu_q: Tensor,
+        cu_k: Tensor,
+        max_q: int,
+        max_k: int,
+        scale: float,
+        dropout: float,
+    ):
+        return flash_attn_varlen_func(
+            q, k, v, cu_q, cu_k, max_q, max_k, dropout_p=dropout, softmax_scale=scale, causal=True
+        )
 
     return kernel
 
@@ -187,7 +198,18 @@ def _torch_varlen_kernel(gqa: bool) -> tuple[Callable[..., Tensor] | None, str]:
     extra = {"enable_gqa": True} if gqa else {}
     takes_scale = "scale" in params
 
-    def kernel(q: Tensor, k: Tensor, v: Tensor, cu_q: Tensor, cu_k: Tensor, max_q: int, max_k: int, scale: float):
+    def kernel(
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        cu_q: Tensor,
+        cu_k: Tensor,
+        max_q: int,
+        max_k: int,
+        scale: float,
+        dropout: float,
+    ):
+        assert dropout == 0.0, "varlen_attn has no dropout (AttentionBackend.dropout is False)"
         if takes_scale:
             return varlen_attn(q, k, v, cu_q, cu_k, max_q, max_k, scale=scale, **causal, **extra)
         default = q.shape[-1] ** -0.5  # an older signature: fold a non-default scale into q
@@ -232,7 +254,7 @@ def _pick(device: torch.device, dtype: torch.dtype, gqa: bool, wanted: str | Non
     if wanted in (None, "flash_attn") and cuda_low:
         kernel = _flash_attn_kernel()
         if kernel is not None:
-            return AttentionBackend("flash_attn", "flash_attn is installed: flash_attn_varlen_func", True, kernel)
+            return AttentionBackend("flash_attn", "flash_attn is installed: flash_attn_varlen_func", True, kernel, True)
         why_not = "flash_attn is not installed"
         if wanted == "flash_attn":
             raise RuntimeError(f"attention backend flash_attn requested but {why_not}")
@@ -251,7 +273,7 @@ def _pick(device: torch.device, dtype: torch.dtype, gqa: bool, wanted: str | Non
 
 
 # ---- transformers integration -------------------------------------------------------------
-def _hf_packed_attention(
+def packed_attention(
     module: torch.nn.Module,
     query: Tensor,  # [1, Hq, N, D]
     key: Tensor,  # [1, Hkv, N, D]
@@ -265,8 +287,11 @@ def _hf_packed_attention(
     max_length_k: int | None = None,
     **kwargs: Any,
 ) -> tuple[Tensor, None]:
-    """transformers' attention-function contract: returns [1, N, Hq, D]. Without ``cu_seq_lens``
-    the row is one causal sequence (no padding mask is applied: pack, don't pad)."""
+    """transformers' attention-function contract over one packed row: returns [1, N, Hq, D].
+    ``cu_seq_lens_q/k`` and ``max_length_q/k`` (what `judgelm.train.collate.PackedCollator`
+    sends; transformers forwards them) cut the row into samples; without them the row is one
+    causal sequence (no padding mask is applied: pack, don't pad). ``dropout`` applies in
+    training mode only."""
     if query.shape[0] != 1:
         raise ValueError(f"{HF_ATTENTION_NAME} attention expects one packed row (batch size 1)")
     n = query.shape[2]
@@ -278,43 +303,16 @@ def _hf_packed_attention(
     q, k, v = (t[0].transpose(0, 1).contiguous() for t in (query, key, value))  # [N, H, D]
     scale = scaling if scaling is not None else q.shape[-1] ** -0.5
     max_q = int(max_length_q or n)
-    out = backend.varlen(q, k, v, cu_seq_lens_q.int(), cu_k.int(), max_q, int(max_length_k or max_q), scale=scale)
+    cu_q32, cu_k32 = cu_seq_lens_q.to(query.device, torch.int32), cu_k.to(query.device, torch.int32)
+    p = dropout if module.training else 0.0
+    out = backend.varlen(q, k, v, cu_q32, cu_k32, max_q, int(max_length_k or max_q), scale=scale, dropout=p)
     return out[None], None
 
 
 def register_transformers_attention() -> str:
-    """Register the packed attention with transformers (idempotent); returns its name for
+    """Register `packed_attention` with transformers (idempotent); returns its name for
     ``model.set_attn_implementation(name)`` / ``attn_implementation=``."""
     from transformers import AttentionInterface
 
-    AttentionInterface.register(HF_ATTENTION_NAME, _hf_packed_attention)
+    AttentionInterface.register(HF_ATTENTION_NAME, packed_attention)
     return HF_ATTENTION_NAME
-
-
-@torch.inference_mode()
-def packed_hf_hidden(model: Any, prompts: Sequence[Sequence[int]]) -> Tensor:
-    """Final hidden state [B, H] at each prompt's last token from ONE packed forward of the HF
-    model (no padding, ``position_ids`` restarting per prompt, ``cu_seq_lens``), through the
-    registered attention. The HF model's own attention setting is restored afterwards."""
-    name = register_transformers_attention()
-    config = model.config
-    before = config._attn_implementation
-    dev = next(model.parameters()).device
-    lengths = [len(p) for p in prompts]
-    ids = torch.tensor([t for p in prompts for t in p], dtype=torch.long, device=dev)[None]
-    pos = torch.cat([torch.arange(n) for n in lengths]).to(dev)[None]
-    cu = torch.tensor([0, *itertools.accumulate(lengths)], dtype=torch.int32, device=dev)
-    try:
-        model.set_attn_implementation(name)
-        out = model.get_decoder()(
-            input_ids=ids,
-            position_ids=pos,
-            use_cache=False,
-            cu_seq_lens_q=cu,
-            cu_seq_lens_k=cu,
-            max_length_q=max(lengths),
-            max_length_k=max(lengths),
-        ).last_hidden_state[0]  # [N, H]
-    finally:
-        model.set_attn_implementation(before)
-    return out[cu[1:].long() - 1]

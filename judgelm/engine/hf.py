@@ -1,8 +1,9 @@
-"""The judge engine on a Hugging Face causal LM.
+"""`HFEngine`: the portable engine, on any Hugging Face causal LM through its own forward.
 
 One prefill per token-budget batch (left-padded), then either KV-cached greedy decoding (text
 verdicts, explanations) or a *tree step*: the verdict grammar's token trie fed in one forward pass
-under a tree attention mask, reading hidden states at every trie node (logit scoring).
+under a tree attention mask, reading hidden states at every trie node (logit scoring). Vision
+judges (``embed_inputs``) run here.
 
 Shapes: B = batch size, L = longest prompt in the batch, T = tree tokens, H = hidden size,
 V = vocabulary.
@@ -14,18 +15,23 @@ import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
+from judgelm.engine.base import (
+    Capabilities,
+    Engine,
+    GenerationOptions,
+    VerdictTree,
+    embeds_images,
+    model_facts,
+    tree_logprobs,
+)
 from judgelm.engine.batching import plan_batches, restore_order
 
 __all__ = ["HFEngine", "PrefillState"]
-
-# Attributes of models whose logits are not a plain linear head (softcapping, scaling): their
-# verdicts are read from full logits instead of (hidden, head weight).
-_NONLINEAR_HEAD_ATTRS = ("final_logit_softcapping", "logit_scale", "logits_scaling")
 
 
 @dataclass
@@ -39,27 +45,29 @@ class PrefillState:
     last_logits: Tensor | None  # [B, V] logits there (generation)
 
 
-class HFEngine:
+class HFEngine(Engine):
     """Batched prefill, greedy decoding and tree scoring. The batched call is the real one."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, max_batch_tokens: int | None = None, max_batch_size: int = 64):
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        max_batch_tokens: int | None = None,
+        max_batch_size: int = 64,
+        reason: str = "built directly",
+    ):
         self.model = model
         self.tokenizer = tokenizer
+        self.reason = reason
+        self.facts = model_facts(model, tokenizer)
+        self.capabilities = Capabilities(logits=True, images=embeds_images(model))
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens or (32_768 if self.device.type == "cuda" else 8_192)
 
-    # ---- model facts --------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
-
-    @property
-    def context_length(self) -> int:
-        limits = [getattr(self.model.config, "max_position_embeddings", None)]
-        tok_max = getattr(self.tokenizer, "model_max_length", None)
-        if isinstance(tok_max, int) and tok_max < 1_000_000:
-            limits.append(tok_max)
-        return min(x for x in limits if x) if any(limits) else 2048
 
     @cached_property
     def cache_kwarg(self) -> str:
@@ -67,50 +75,20 @@ class HFEngine:
         params = inspect.signature(self.model.forward).parameters
         return "cache" if "cache" in params else "past_key_values"
 
-    @cached_property
-    def pad_id(self) -> int:
-        for cand in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id, 0):
-            if cand is not None:
-                return int(cand)
-        return 0
-
-    @cached_property
-    def eos_ids(self) -> frozenset[int]:
-        ids = set()
-        for src in (self.tokenizer.eos_token_id, getattr(self.model.generation_config, "eos_token_id", None)):
-            if isinstance(src, int):
-                ids.add(src)
-            elif isinstance(src, list | tuple):
-                ids.update(int(x) for x in src)
-        return frozenset(ids)
-
-    @cached_property
-    def newline_ids(self) -> Tensor:
-        """Bool mask [V]: tokens whose text contains a newline (the 'fast eval' stop)."""
-        vocab = self.model.get_output_embeddings().weight.shape[0]
-        texts = self.tokenizer.batch_decode([[i] for i in range(min(vocab, len(self.tokenizer)))])
-        mask = torch.zeros(vocab, dtype=torch.bool)
-        mask[[i for i, t in enumerate(texts) if "\n" in t]] = True
-        return mask.to(self.device)
-
-    @cached_property
-    def linear_head(self) -> tuple[Tensor, Tensor | None] | None:
-        """(weight [V, H], bias [V] or None) when logits are exactly ``hidden @ W.T + b``."""
-        head = self.model.get_output_embeddings()
-        config = self.model.config
-        if head is None or any(getattr(config, a, None) not in (None, 1.0) for a in _NONLINEAR_HEAD_ATTRS):
-            return None
-        return head.weight, getattr(head, "bias", None)
-
-    # ---- batching -----------------------------------------------------------------------------
-    def batches(self, lengths: Sequence[int], extra_per_item: int) -> list[list[int]]:
+    def batches(self, prompts: Sequence[Sequence[int]], extra_per_item: int) -> list[list[int]]:
+        """Token-budget batches, costed padded (rows are left-padded to the longest)."""
         return plan_batches(
-            lengths, max_tokens=self.max_batch_tokens, max_size=self.max_batch_size, extra_per_item=extra_per_item
+            [len(p) for p in prompts],
+            max_tokens=self.max_batch_tokens,
+            max_size=self.max_batch_size,
+            extra_per_item=extra_per_item,
         )
 
     # ---- prefill ------------------------------------------------------------------------------
     def _input_kwargs(self, ids: Tensor, images: Sequence[Sequence[Tensor]] | None) -> dict[str, Tensor]:
-        if images is not None and any(images) and hasattr(self.model, "embed_inputs"):
+        if images is not None and any(images):
+            if not self.capabilities.images:
+                raise ValueError("this model takes no images (it has no vision tower)")
             return {"inputs_embeds": self.model.embed_inputs(ids, images)}
         return {"input_ids": ids}
 
@@ -120,17 +98,18 @@ class HFEngine:
         prompts: Sequence[Sequence[int]],
         *,
         images: Sequence[Sequence[Tensor]] | None = None,
-        want: str = "logits",
+        want: Literal["hidden", "logits"] = "hidden",
     ) -> PrefillState:
         """Run the prompts (left-padded) through the model, keeping the KV cache.
 
-        ``want="logits"``: last-position logits (for decoding); ``"hidden"``: last-position final
-        hidden state (for the verdict head)."""
+        ``want="hidden"``: last-position final hidden states, what the tree step starts from
+        (logits when the model's head is not linear); ``"logits"``: last-position logits
+        (decoding)."""
         from transformers import DynamicCache
 
         dev = self.device
         B, L = len(prompts), max(len(p) for p in prompts)
-        ids = torch.full((B, L), self.pad_id, dtype=torch.long)
+        ids = torch.full((B, L), self.facts.pad_id, dtype=torch.long)
         mask = torch.zeros((B, L), dtype=torch.long)
         for r, p in enumerate(prompts):  # left padding: every prompt ends at column L-1
             ids[r, L - len(p) :] = torch.tensor(list(p), dtype=torch.long)
@@ -146,7 +125,7 @@ class HFEngine:
             "use_cache": True,
         }
         hidden = logits = None
-        if want == "hidden" and self.linear_head is not None:
+        if want == "hidden" and self.facts.head is not None:
             hidden = self.model.get_decoder()(**kwargs).last_hidden_state[:, -1]  # [B, H]
         else:
             logits = self.model(**kwargs, logits_to_keep=1).logits[:, -1].float()  # [B, V]
@@ -156,44 +135,43 @@ class HFEngine:
     def generate(
         self,
         prompts: Sequence[Sequence[int]],
+        options: GenerationOptions,
         *,
-        max_new_tokens: int,
-        stop_at_newline: bool = False,
         images: Sequence[Sequence[Tensor]] | None = None,
         on_batch: Callable[[int], None] | None = None,
     ) -> list[list[int]]:
-        """Greedy continuations (without the prompt) of every prompt, in input order. A row stops
-        at EOS (kept), at a token holding a newline when ``stop_at_newline`` (kept), or after
-        ``max_new_tokens``."""
-        batches = self.batches([len(p) for p in prompts], max_new_tokens)
+        """Greedy continuations (without the prompt) of every prompt, in input order, one static
+        batch per token budget (see `GenerationOptions` for where a row stops)."""
+        batches = self.batches(prompts, options.max_new_tokens)
         results = []
         for batch in batches:
             imgs = None if images is None else [images[i] for i in batch]
-            results.append(self._generate_batch([prompts[i] for i in batch], imgs, max_new_tokens, stop_at_newline))
+            results.append(self._generate_batch(prompts, batch, imgs, options))
             if on_batch is not None:
                 on_batch(len(batch))
         return restore_order(batches, results)  # type: ignore[return-value]
 
     @torch.inference_mode()
     def _generate_batch(
-        self, prompts: list[Sequence[int]], images: Any, max_new_tokens: int, stop_at_newline: bool
+        self, prompts: Sequence[Sequence[int]], batch: list[int], images: Any, options: GenerationOptions
     ) -> list[list[int]]:
-        state = self.prefill(prompts, images=images, want="logits")
-        dev, B = self.device, len(prompts)
+        state = self.prefill([prompts[i] for i in batch], images=images, want="logits")
+        dev, B = self.device, len(batch)
         logits, mask, pos = state.last_logits, state.mask, state.last_pos[:, None]
         assert logits is not None
-        eos = torch.tensor(sorted(self.eos_ids), device=dev, dtype=torch.long)
+        stop = torch.tensor(sorted(options.stop_ids(self.facts)), device=dev, dtype=torch.long)
         out = torch.empty((B, 0), dtype=torch.long, device=dev)
         done = torch.zeros(B, dtype=torch.bool, device=dev)
         lengths = torch.zeros(B, dtype=torch.long, device=dev)
-        for _ in range(max_new_tokens):
-            nxt = torch.where(done, self.pad_id, logits.argmax(-1))  # [B]
+        for _ in range(options.max_new_tokens):
+            nxt = torch.where(done, self.facts.pad_id, logits.argmax(-1))  # [B]
             out = torch.cat([out, nxt[:, None]], dim=1)
+            if options.on_token is not None:
+                for r, (tok, finished) in enumerate(zip(nxt.tolist(), done.tolist(), strict=True)):
+                    if not finished:
+                        options.on_token(batch[r], tok)
             lengths += (~done).long()
-            stop = torch.isin(nxt, eos)
-            if stop_at_newline:
-                stop |= self.newline_ids[nxt]
-            done |= stop
+            done |= torch.isin(nxt, stop)
             if bool(done.all()):
                 break
             mask = torch.cat([mask, torch.ones((B, 1), dtype=mask.dtype, device=dev)], dim=1)
@@ -207,6 +185,10 @@ class HFEngine:
         return [out[r, : int(lengths[r])].tolist() for r in range(B)]
 
     # ---- tree step (logit scoring) ------------------------------------------------------------
+    def tree_step(self, state: PrefillState, trees: Sequence[VerdictTree | None]) -> list[Tensor | None]:
+        """`Engine.tree_step`: candidate log-probabilities at every node of every row's tree."""
+        return tree_logprobs(self.tree_forward, state, trees, self.facts.head)
+
     @torch.inference_mode()
     def tree_forward(
         self,
@@ -215,8 +197,9 @@ class HFEngine:
         parents: Sequence[Sequence[int]],
         depths: Sequence[Sequence[int]],
     ) -> Tensor:
-        """Feed each row's token tree after its prompt; return the hidden states (or logits, when
-        the head is not linear) at [root, node 1, ..., node T] of every row: [B, 1 + T, H|V].
+        """Feed each row's token tree after its prompt; return the final hidden states at [root,
+        node 1, ..., node T] of every row, [B, 1 + T, H] (logits [B, 1 + T, V] when
+        ``facts.head`` is None: a head that is not linear).
 
         Node i (1-based) attends to its row's prompt, its ancestors and itself; siblings never see
         each other. ``parents`` index nodes (0 = root = the prompt's last token). Rows with fewer
@@ -226,12 +209,12 @@ class HFEngine:
         dev = self.device
         B, L = state.mask.shape
         T = max((len(t) for t in tokens), default=0)
-        linear = self.linear_head is not None
+        linear = self.facts.head is not None
         root = state.last_hidden if linear else state.last_logits
         assert root is not None
         if T == 0:
             return root[:, None]
-        ids = torch.full((B, T), self.pad_id, dtype=torch.long)
+        ids = torch.full((B, T), self.facts.pad_id, dtype=torch.long)
         pos = torch.zeros((B, T), dtype=torch.long)
         allowed = torch.zeros((B, T, L + T), dtype=torch.bool)
         allowed[:, :, :L] = state.mask.bool().cpu()[:, None, :]

@@ -5,12 +5,12 @@ decoding step can be captured in a CUDA graph), lengths kept by the caller. A ro
 explicit positions and read through segments of the flattened ``[slots * width, Hkv, D]`` view
 (`attention.segment_bounds`), so rows of different lengths never need padding.
 
-Steps (`judgelm.engine.llama.Step`):
+Steps (`judgelm.engine.llama_family.Step`):
 - `extend_step`: append tokens to rows (causal within the new tokens, over each row's cached
   prefix): prompt prefill (start 0), a shared prefix's suffixes (start = prefix length);
 - `tree_step`: each row's verdict token tree after its prompt under a tree mask; the tree's K/V
   land after the prompt and are simply not counted, so the row is unchanged for the next step;
-- decoding steps are built in place by `judgelm.engine.fast_decode` (static buffers).
+- decoding steps are built in place by `judgelm.engine.continuous` (static buffers).
 
 Memory: `token_budget` turns free device memory into a token budget for a batch.
 """
@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from judgelm.engine.attention import segment_bounds
-from judgelm.engine.llama import Masked, Step, Varlen
+from judgelm.engine.llama_family import Masked, Step, Varlen
 
 __all__ = ["KVCache", "extend_step", "token_budget", "tree_step"]
 

@@ -1,12 +1,12 @@
 """Several devices on one machine: one engine (worker) per device, each batch split among them,
 results merged in input order.
 
-`MultiDeviceEngine` has the single-device engine interface, so `Judge` and the scorer use it
-unchanged: `batches` plans batches as large as all workers together; `prefill` hands each
-worker a contiguous share of the batch balanced by tokens and runs them concurrently (one thread
-per worker: the host thread mostly waits on its device, and kernels release the GIL);
-`tree_forward` runs each worker on its share and gathers the hidden states on the first device
-(where the verdict head runs); `generate` deals the prompts out by length and merges.
+`MultiDeviceEngine` implements the `Engine` protocol, so `Judge` and the scorer use it unchanged:
+`batches` plans batches as large as all workers together; `prefill` hands each worker a
+contiguous share of the batch balanced by tokens and runs them concurrently (one thread per
+worker: the host thread mostly waits on its device, and kernels release the GIL); `tree_step`
+runs each worker on its share (the verdict head on the worker's device); `generate` deals the
+prompts out by length and merges. Its facts are the first worker's, with the smallest context.
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ import itertools
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from threading import Lock
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import torch
 from torch import Tensor
 
+from judgelm.engine.base import Engine, GenerationOptions, VerdictTree
 from judgelm.engine.batching import plan_batches
 
 __all__ = ["MultiDeviceEngine", "MultiState", "replicate_model", "split_balanced"]
@@ -66,51 +67,53 @@ class MultiState:
     last_pos: Tensor
 
 
-class MultiDeviceEngine:
+class MultiDeviceEngine(Engine):
     """One engine per device, used as one engine."""
 
     def __init__(self, engines: Sequence[Any]):
         if not engines:
             raise ValueError("no engines")
         self.engines = list(engines)
+        first = self.engines[0]
+        self.facts = replace(first.facts, context_length=min(e.facts.context_length for e in self.engines))
+        self.capabilities = first.capabilities
+        self.reason = f"{first.reason}; {len(self.engines)} workers"
         self._pool = ThreadPoolExecutor(max_workers=len(self.engines), thread_name_prefix="judgelm-worker")
         self._lock = Lock()
 
     @classmethod
     def on_devices(
-        cls, model: Any, tokenizer: Any, devices: Sequence[str | torch.device], make: Callable[..., Any], **kwargs: Any
+        cls,
+        model: Any,
+        tokenizer: Any,
+        devices: Sequence[str | torch.device],
+        make: Callable[[Any, Any], Any],
     ) -> MultiDeviceEngine:
-        """Workers ``make(model_on_device, tokenizer, **kwargs)``: the model itself on its own
-        device, copies elsewhere."""
+        """Workers ``make(model_on_device, tokenizer)``: the model itself on its own device,
+        copies elsewhere."""
         home = next(model.parameters()).device
         engines = []
         for dev in map(torch.device, devices):
             m = model if dev == home else replicate_model(model, dev)
-            engines.append(make(m, tokenizer, **kwargs))
+            engines.append(make(m, tokenizer))
         return cls(engines)
-
-    # ---- facts (the first worker's; the verdict head runs on its device) ---------------------
-    def __getattr__(self, name: str) -> Any:  # pad_id, eos_ids, linear_head, newline_ids, ...
-        if name.startswith("_") or name == "engines":
-            raise AttributeError(name)
-        return getattr(self.engines[0], name)
 
     @property
     def device(self) -> torch.device:
         return self.engines[0].device
 
     @property
-    def context_length(self) -> int:
-        return min(e.context_length for e in self.engines)
-
-    @property
     def max_batch_tokens(self) -> int:
         return sum(e.max_batch_tokens for e in self.engines)
 
-    def batches(self, lengths: Sequence[int], extra_per_item: int, **_: Any) -> list[list[int]]:
+    def batches(self, prompts: Sequence[Sequence[int]], extra_per_item: int) -> list[list[int]]:
         size = sum(e.max_batch_size for e in self.engines)
         return plan_batches(
-            lengths, max_tokens=self.max_batch_tokens, max_size=size, extra_per_item=extra_per_item, padded=False
+            [len(p) for p in prompts],
+            max_tokens=self.max_batch_tokens,
+            max_size=size,
+            extra_per_item=extra_per_item,
+            padded=False,
         )
 
     # ---- running on every worker -----------------------------------------------------------
@@ -125,13 +128,14 @@ class MultiDeviceEngine:
         futures = [self._pool.submit(self._on, w, fn) for w, fn in jobs]
         return [f.result() for f in futures]
 
-    def _progress(self, on_batch: Callable[[int], None] | None) -> Callable[[int], None] | None:
-        if on_batch is None:
+    def _locked(self, fn: Callable[..., None] | None) -> Callable[..., None] | None:
+        """``fn`` called under one lock: workers report from their own threads."""
+        if fn is None:
             return None
 
-        def report(n: int) -> None:
+        def report(*args: Any) -> None:
             with self._lock:
-                on_batch(n)
+                fn(*args)
 
         return report
 
@@ -141,7 +145,7 @@ class MultiDeviceEngine:
         prompts: Sequence[Sequence[int]],
         *,
         images: Sequence[Sequence[Tensor]] | None = None,
-        want: str = "logits",
+        want: Literal["hidden", "logits"] = "hidden",
     ) -> MultiState:
         shares = split_balanced([len(p) for p in prompts], len(self.engines))
 
@@ -166,47 +170,35 @@ class MultiDeviceEngine:
             last_pos,
         )
 
-    def tree_forward(
-        self,
-        state: MultiState,
-        tokens: Sequence[Sequence[int]],
-        parents: Sequence[Sequence[int]],
-        depths: Sequence[Sequence[int]],
-    ) -> Tensor:
-        def job(w: int, rows: list[int], sub: Any) -> Callable[[], Tensor]:
-            mine = [[xs[r] for r in rows] for xs in (tokens, parents, depths)]
-            return lambda: self.engines[w].tree_forward(sub, *mine)
+    def tree_step(self, state: MultiState, trees: Sequence[VerdictTree | None]) -> list[Tensor | None]:
+        def job(w: int, rows: list[int], sub: Any) -> Callable[[], list[Tensor | None]]:
+            return lambda: self.engines[w].tree_step(sub, [trees[r] for r in rows])
 
         outs = self._map([(w, job(w, rows, sub)) for rows, w, sub in state.shares])
-        width = max(o.shape[1] for o in outs)
-        home = self.device
-        padded = [torch.nn.functional.pad(o.to(home), (0, 0, 0, width - o.shape[1])) for o in outs]
-        return _in_order([rows for rows, _, _ in state.shares], padded)
+        merged: list[Tensor | None] = [None] * len(trees)
+        for (rows, _, _), out in zip(state.shares, outs, strict=True):
+            for r, lp in zip(rows, out, strict=True):
+                merged[r] = lp
+        return merged
 
     def generate(
         self,
         prompts: Sequence[Sequence[int]],
+        options: GenerationOptions,
         *,
-        max_new_tokens: int,
-        stop_at_newline: bool = False,
         images: Sequence[Sequence[Tensor]] | None = None,
         on_batch: Callable[[int], None] | None = None,
     ) -> list[list[int]]:
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
         shares = [sorted(order[w :: len(self.engines)]) for w in range(len(self.engines))]
         shares = [s for s in shares if s]
-        report = self._progress(on_batch)
+        report, on_token = self._locked(on_batch), self._locked(options.on_token)
 
         def job(w: int, rows: list[int]) -> Callable[[], list[list[int]]]:
             imgs = None if images is None else [images[r] for r in rows]
-            kw: dict[str, Any] = {
-                "max_new_tokens": max_new_tokens,
-                "stop_at_newline": stop_at_newline,
-                "on_batch": report,
-            }
-            if imgs is not None:
-                kw["images"] = imgs
-            return lambda: self.engines[w].generate([prompts[r] for r in rows], **kw)
+            # each worker numbers its own prompts: map them back to input order
+            mine = options if on_token is None else replace(options, on_token=lambda i, t: on_token(rows[i], t))
+            return lambda: self.engines[w].generate([prompts[r] for r in rows], mine, images=imgs, on_batch=report)
 
         outs = self._map([(w, job(w, rows)) for w, rows in enumerate(shares)])
         merged: list[list[int] | None] = [None] * len(prompts)

@@ -18,7 +18,7 @@ from judgelm.formats.chat import ChatFormat
 from judgelm.formats.mmvet import MMVetFormat
 from judgelm.formats.multi import MultiFormat
 from judgelm.formats.pairwise import PairwiseFormat
-from judgelm.formats.parsing import ParseResult, parse_scores, parse_verdict_line
+from judgelm.formats.parsing import DEFAULT_SCORE_RANGE, ParseResult, parse_scores, parse_verdict_line
 from judgelm.formats.single import SingleFormat
 from judgelm.types import Sample
 
@@ -42,6 +42,7 @@ def infer_mode(sample: Sample) -> str:
 
 
 __all__ = [
+    "DEFAULT_SCORE_RANGE",
     "DEFAULT_SCORE_VALUES",
     "ChatFormat",
     "Formatter",

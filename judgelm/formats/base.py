@@ -12,7 +12,7 @@ from functools import cached_property
 from typing import Any, ClassVar
 
 from judgelm.errors import FormatError, InvalidSampleError
-from judgelm.formats.parsing import ParseResult, parse_verdict_line
+from judgelm.formats.parsing import DEFAULT_SCORE_VALUES, ParseResult, parse_verdict_line
 from judgelm.swap import identity, permute_sample, swap_orders
 from judgelm.types import Sample, Turn
 
@@ -26,8 +26,6 @@ __all__ = [
     "list_formats",
     "register_format",
 ]
-
-DEFAULT_SCORE_VALUES: tuple[str, ...] = tuple(str(i) for i in range(1, 11))
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,6 @@ class ImageSingleFormat(SingleFormat):
     """Grade one answer to a question about image(s); gold / reference / neither as ``single``."""
 
     name = "image_single"
-    shows_images = True  # the prompt shows `sample.images` (one `<image>` marker each)
     summary = "one answer to a question about image(s), graded like 'single' ('### Response:10' with a gold answer)"
 
     def validate(self, sample: Sample) -> None:
@@ -98,7 +97,6 @@ class ImagePairwiseFormat(PairwiseFormat):
     """Compare two answers to a question about image(s) (``s1 s2``; with reference when set)."""
 
     name = "image_pairwise"
-    shows_images = True
     summary = "two answers to a question about image(s), scores 's1 s2' (JudgeLM pairwise + image blocks)"
 
     def validate(self, sample: Sample) -> None:

@@ -15,7 +15,11 @@ import math
 import re
 from dataclasses import dataclass
 
-__all__ = ["ParseResult", "parse_scores", "parse_verdict_line"]
+__all__ = ["DEFAULT_SCORE_RANGE", "DEFAULT_SCORE_VALUES", "ParseResult", "parse_scores", "parse_verdict_line"]
+
+# The JudgeLM score scale: the strings a verdict may write per slot, and their range.
+DEFAULT_SCORE_VALUES: tuple[str, ...] = tuple(str(i) for i in range(1, 11))
+DEFAULT_SCORE_RANGE: tuple[float, float] = (float(DEFAULT_SCORE_VALUES[0]), float(DEFAULT_SCORE_VALUES[-1]))
 
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"
 _SCORE = rf"({_NUM})(?:\s*/\s*10(?![\d.]))?"
@@ -76,14 +80,14 @@ def _tolerant(text: str, n: int, score_range: tuple[float, float]) -> ParseResul
 
 
 def parse_verdict_line(
-    text: str, n: int, *, official: bool = False, score_range: tuple[float, float] = (1.0, 10.0)
+    text: str, n: int, *, official: bool = False, score_range: tuple[float, float] = DEFAULT_SCORE_RANGE
 ) -> ParseResult:
     """Parse n scores from a verdict (its first line); the result says why when it fails."""
     return _official(text, n) if official else _tolerant(text, n, score_range)
 
 
 def parse_scores(
-    text: str, n: int = 2, official: bool = False, score_range: tuple[float, float] = (1.0, 10.0)
+    text: str, n: int = 2, official: bool = False, score_range: tuple[float, float] = DEFAULT_SCORE_RANGE
 ) -> tuple[float, ...] | None:
     """n scores read from a judge's output, or ``None`` when they cannot be read.
 

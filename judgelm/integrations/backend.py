@@ -19,12 +19,11 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from judgelm.serve.options import JudgeOptions
+from judgelm.formats.parsing import DEFAULT_SCORE_RANGE
+from judgelm.options import JudgeOptions
 from judgelm.types import Sample, Verdict
 
 __all__ = ["JudgeBackend", "LocalBackend", "RemoteBackend", "as_backend"]
-
-DEFAULT_SCORE_RANGE = (1.0, 10.0)
 
 
 @runtime_checkable
@@ -98,8 +97,8 @@ class LocalBackend:
 
     @property
     def score_range(self) -> tuple[float, float]:
-        values = [float(v) for v in getattr(getattr(self.judge_, "config", None), "score_values", ()) or ()]
-        return (min(values), max(values)) if values else DEFAULT_SCORE_RANGE
+        config = getattr(self.judge_, "config", None)
+        return config.score_range if config is not None else DEFAULT_SCORE_RANGE
 
     def judge(self, samples: Sequence[Sample], options: JudgeOptions) -> list[Verdict]:
         if not samples:

@@ -45,9 +45,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from judgelm.errors import InvalidSampleError
+from judgelm.formats.parsing import DEFAULT_SCORE_RANGE
 from judgelm.integrations.backend import as_backend
 from judgelm.integrations.rewards import candidate_reward, margin_reward, to_unit
-from judgelm.serve.options import JudgeOptions
+from judgelm.options import JudgeOptions
 from judgelm.types import Sample, Verdict
 
 __all__ = [
@@ -82,7 +83,7 @@ class RewardMapping:
     separator: str | None = None
     end_markers: tuple[str, ...] = END_MARKERS
     abstain_reward: float = 0.0
-    score_range: tuple[float, float] = (1.0, 10.0)
+    score_range: tuple[float, float] = DEFAULT_SCORE_RANGE
     options: JudgeOptions = field(default_factory=JudgeOptions)
     # Python-only hook: clean a prompt before the judge sees it (e.g. drop a chat template).
     question_fn: Callable[[str], str] | None = field(default=None, compare=False)

@@ -34,7 +34,7 @@ from judgelm.io import (
     read_samples,
     sample_from_record,
 )
-from judgelm.serve.options import JudgeOptions
+from judgelm.options import JudgeOptions
 
 __all__ = ["RayJudgeSummary", "judge_dataset", "judge_file", "run_judge_command"]
 
@@ -379,29 +379,17 @@ def judge_file(
 
 def run_judge_command(args: argparse.Namespace) -> int:
     """``judgelm judge IN -o OUT --engine ray [--num-actors N]`` (the judge command's arguments)."""
+    from judgelm.cli.flags import judge_options, load_kwargs
+
     if not args.output:
         raise JudgeLMError("--engine ray writes results as they finish: give -o OUT.jsonl")
-    judge_kwargs = {
-        "device": args.device,
-        "dtype": args.dtype,
-        "trust_remote_code": args.trust_remote_code,
-        "truncation": args.truncation,
-        "abstain_threshold": getattr(args, "abstain_threshold", None),
-    }
-    options = JudgeOptions(
-        mode=args.mode,
-        swap=args.swap,
-        explain=args.explain,
-        scoring=args.scoring,
-        max_new_tokens=args.max_new_tokens,
-        official_parser=args.official_parser,
-    )
+    judge_kwargs = {**load_kwargs(args), "abstain_threshold": getattr(args, "abstain_threshold", None)}
     summary = judge_file(
         args.input,
         args.output,
         judge=args.model,
         judge_kwargs=judge_kwargs,
-        options=options,
+        options=judge_options(args),
         num_actors=getattr(args, "num_actors", None),
         batch_size=args.batch_size,
         no_reference=args.no_reference,

@@ -45,7 +45,7 @@ from judgelm.integrations.rewards import (
     reference_text,
     to_unit,
 )
-from judgelm.serve.options import JudgeOptions
+from judgelm.options import JudgeOptions
 from judgelm.types import Sample, Verdict
 
 __all__ = ["JudgeReward", "RewardMode", "trl_async_reward_func", "trl_reward_func"]

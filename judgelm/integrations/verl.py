@@ -35,7 +35,7 @@ from typing import Any, Literal
 from judgelm.integrations.backend import as_backend
 from judgelm.integrations.coroutine import BoundCoroutine
 from judgelm.integrations.rewards import candidate_reward, margin_reward, reference_text, to_unit
-from judgelm.serve.options import JudgeOptions
+from judgelm.options import JudgeOptions
 from judgelm.types import Sample, Verdict
 
 __all__ = ["VerlScorer", "verl_compute_score"]

@@ -1,6 +1,7 @@
 """From per-order verdict distributions to the numbers a `Verdict` reports.
 
-Everything here is small exact arithmetic on [V]- or [V^N]-sized distributions (V = number of
+Each order's distributions are first rescaled by the judge's `Calibration` (fitted by
+`judgelm.calibration`). Everything here is small exact arithmetic on [V]- or [V^N]-sized distributions (V = number of
 score values), in candidate order (the sample's answers), after undoing each prompt's order.
 
 Decisions (documented in docs/scoring.md):
@@ -18,12 +19,54 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from judgelm.calibration import Calibration
-from judgelm.scoring.scorer import PromptScores
 from judgelm.types import Preference, ScoreDistribution
 
-__all__ = ["CombinedVerdict", "combine_orders", "rank1_independent"]
+if TYPE_CHECKING:
+    from judgelm.scoring.scorer import PromptScores
+
+__all__ = ["Calibration", "CombinedVerdict", "combine_orders", "rank1_independent"]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Temperature (and optional per-value bias) applied to verdict distributions."""
+
+    temperature: float = 1.0
+    value_bias: tuple[float, ...] | None = None
+
+    @property
+    def is_identity(self) -> bool:
+        return self.temperature == 1.0 and not self.value_bias
+
+    def apply(self, probs: Sequence[float]) -> tuple[float, ...]:
+        if self.is_identity:
+            return tuple(probs)
+        bias = self.value_bias if self.value_bias and len(self.value_bias) == len(probs) else None
+        logits = [
+            (math.log(p) / self.temperature + (bias[i] if bias else 0.0)) if p > 0 else -math.inf
+            for i, p in enumerate(probs)
+        ]
+        top = max(logits)
+        if top == -math.inf:
+            return tuple(probs)
+        weights = [math.exp(x - top) for x in logits]
+        total = sum(weights)
+        return tuple(w / total for w in weights)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"method": "temperature", "temperature": self.temperature}
+        if self.value_bias:
+            out["value_bias"] = list(self.value_bias)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Calibration:
+        if not data:
+            return cls()
+        bias = data.get("value_bias")
+        return cls(float(data.get("temperature", 1.0)), tuple(bias) if bias else None)
 
 
 @dataclass(frozen=True)

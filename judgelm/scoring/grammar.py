@@ -27,10 +27,10 @@ from typing import Any, Literal
 
 from judgelm.errors import ScoringError
 from judgelm.formats.base import VerdictSpec
+from judgelm.options import SlotStrategy
 
 __all__ = ["MAX_JOINT_LINES", "SlotStrategy", "TokenTree", "build_tree", "line_text", "resolve_strategy"]
 
-SlotStrategy = Literal["auto", "joint", "greedy"]
 MAX_JOINT_LINES = 400  # "auto" scores jointly up to this many lines (V^N), greedily above
 
 

@@ -1,4 +1,5 @@
-"""Logit scoring of encoded prompts: prefill, tree steps, verdict head, line probabilities.
+"""Logit scoring of encoded prompts: the engine's prefill and tree steps (`Engine.tree_step`: the
+verdict tokens' log-probabilities at every trie node), then line probabilities.
 
 For each prompt (in the order its candidates are shown) the result is the distribution over the
 verdict grammar's lines, per-slot marginals, and the probability mass the grammar holds.
@@ -7,7 +8,6 @@ verdict grammar's lines, per-slot marginals, and the probability mass the gramma
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,10 +16,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from judgelm.engine.base import Engine
 from judgelm.engine.batching import restore_order
 from judgelm.modalities.text import EncodedPrompt
-from judgelm.scoring.grammar import SlotStrategy, TokenTree, build_tree, resolve_strategy
-from judgelm.scoring.head import verdict_head
+from judgelm.options import SlotStrategy
+from judgelm.scoring.grammar import TokenTree, build_tree, resolve_strategy
 
 __all__ = ["PromptScores", "score_prompts"]
 
@@ -77,7 +78,7 @@ def _path_index(tree: TokenTree) -> tuple[Tensor, Tensor, Tensor]:
 
 def _line_logprobs(tree: TokenTree, cand_lp: Tensor) -> Tensor:
     """[lines] log-probability of each line: the sum of its steps' candidate log-probs.
-    ``cand_lp`` [nodes, C] (on the CPU)."""
+    ``cand_lp`` [nodes, C] (on the CPU; C may exceed the tree's widest node: -inf padding)."""
     node, cand, valid = _path_index(tree)
     lp = cand_lp[node, cand].double()
     return torch.where(valid, lp, torch.zeros_like(lp)).sum(-1)
@@ -110,70 +111,37 @@ def _advance(row: _Row, tree: TokenTree, cand_lp: Tensor) -> None:
         row.result = PromptScores(values, tuple(row.slot_probs), math.exp(row.log_mass), "greedy")
 
 
-def _pad_candidates(cand: Sequence[Sequence[int]]) -> Tensor:
-    width = max(len(c) for c in cand)
-    out = torch.full((len(cand), width), -1, dtype=torch.long)
-    for i, c in enumerate(cand):
-        out[i, : len(c)] = torch.tensor(list(c), dtype=torch.long)
-    return out
-
-
 @torch.inference_mode()
 def _score_batch(
-    engine: Any, tokenizer: Any, prompts: list[EncodedPrompt], images: Any, strategy: SlotStrategy, head_backend: str
+    engine: Engine, tokenizer: Any, prompts: list[EncodedPrompt], images: Any, strategy: SlotStrategy
 ) -> list[PromptScores]:
     rows = [_Row(p, resolve_strategy(p.prompt.spec, strategy), []) for p in prompts]
-    state = engine.prefill([p.input_ids for p in prompts], images=images, want="hidden")
-    head = engine.linear_head
+    state = engine.prefill([p.input_ids for p in prompts], images=images)
     while any(r.result is None for r in rows):
         trees = [r.tree(tokenizer) for r in rows]
-        out = engine.tree_forward(
-            state,
-            [t.tokens if t else () for t in trees],
-            [t.parents if t else () for t in trees],
-            [t.depths if t else () for t in trees],
-        )  # [B, 1 + T, H] (or [B, 1 + T, V] without a linear head)
-        live = [(r, t) for r, t in zip(range(len(rows)), trees, strict=True) if t is not None]
-        if head is not None:
-            hidden = torch.cat([out[r, : t.n_nodes] for r, t in live])  # [P, H]
-            cand = _pad_candidates([c for _, t in live for c in t.cand_ids]).to(hidden.device)
-            weight, bias = head
-            cand_lp = verdict_head(
-                hidden, weight, cand, bias=bias, backend=head_backend, with_entropy=False
-            ).cand_logprobs  # [P, C]
-        else:
-            logprobs = torch.cat([torch.log_softmax(out[r, : t.n_nodes].float(), -1) for r, t in live])  # [P, V]
-            cand = _pad_candidates([c for _, t in live for c in t.cand_ids]).to(logprobs.device)
-            cand_lp = torch.where(cand >= 0, logprobs.gather(1, cand.clamp(min=0)), -math.inf)
-        cand_lp = cand_lp.cpu()  # one device sync per tree step, not one per row
-        start = 0
-        for r, t in live:
-            _advance(rows[r], t, cand_lp[start : start + t.n_nodes])
-            start += t.n_nodes
+        for row, tree, cand_lp in zip(rows, trees, engine.tree_step(state, trees), strict=True):
+            if tree is not None:
+                assert cand_lp is not None
+                _advance(row, tree, cand_lp)
     return [r.result for r in rows]  # type: ignore[misc]
 
 
 def score_prompts(
-    engine: Any,
+    engine: Engine,
     tokenizer: Any,
     prompts: Sequence[EncodedPrompt],
     *,
     strategy: SlotStrategy = "auto",
     images: Sequence[Sequence[Tensor]] | None = None,
-    head_backend: str = "auto",
     on_batch: Callable[[int], None] | None = None,
 ) -> list[PromptScores]:
-    """Verdict distributions for every prompt, in input order, batched by token budget."""
+    """Verdict distributions for every prompt, in input order, batched by the engine."""
     tree_tokens = 130  # a joint pairwise tree with the LLaMA tokenizer is 120 tokens
-    lengths = [len(p.input_ids) for p in prompts]
-    if "prompts" in inspect.signature(engine.batches).parameters:  # keeps shared-prefix groups together
-        batches = engine.batches(lengths, tree_tokens, prompts=[p.input_ids for p in prompts])
-    else:
-        batches = engine.batches(lengths, tree_tokens)
+    batches = engine.batches([p.input_ids for p in prompts], tree_tokens)
     results = []
     for batch in batches:
         imgs = None if images is None else [images[i] for i in batch]
-        results.append(_score_batch(engine, tokenizer, [prompts[i] for i in batch], imgs, strategy, head_backend))
+        results.append(_score_batch(engine, tokenizer, [prompts[i] for i in batch], imgs, strategy))
         if on_batch is not None:
             on_batch(len(batch))
     return restore_order(batches, results)  # type: ignore[return-value]

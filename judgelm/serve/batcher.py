@@ -19,8 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from judgelm.options import JudgeOptions
 from judgelm.serve.metrics import ServerMetrics
-from judgelm.serve.options import JudgeOptions
 from judgelm.types import Sample, Verdict
 
 __all__ = ["MicroBatcher", "Overloaded", "ShuttingDown"]

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from judgelm.errors import InvalidSampleError, JudgeLMError, MissingDependencyError
-from judgelm.serve.options import JudgeOptions
+from judgelm.options import JudgeOptions
 from judgelm.types import Sample, Verdict, verdict_from_dict
 
 __all__ = ["JudgeClient", "RemoteJudgeError"]

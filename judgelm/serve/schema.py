@@ -20,8 +20,8 @@ from typing import Any
 from judgelm.errors import InvalidSampleError
 from judgelm.integrations.records import check_sample
 from judgelm.io import Record, sample_from_record
+from judgelm.options import JudgeOptions
 from judgelm.serve.config import ServeConfig
-from judgelm.serve.options import JudgeOptions
 
 __all__ = ["JudgeRequest", "RequestTooLarge", "parse_judge_request"]
 

@@ -8,7 +8,7 @@
 - Swap augmentation and reference support / drop drawn per sample per epoch from
   ``(seed, epoch, index)``, with the one swap of `judgelm.swap` (`draw_view`, `swap_view`).
 - Truncation shortens answers only and is counted (`JudgeDataset.report`).
-- Packing with varlen attention (`PackedCollator`, `register_varlen_attention`).
+- Packing with varlen attention (`PackedCollator`; `judgelm.engine.attention`).
 - HF Trainer underneath: torchrun / accelerate, FSDP or DeepSpeed, LoRA, bf16, gradient
   checkpointing, resume. The output folder loads with ``Judge.from_pretrained``.
 """

@@ -4,7 +4,7 @@ Packed batches follow the flash-attention varlen convention that transformers pa
 the attention function: the samples are concatenated into one row, ``position_ids`` restart at 0
 for every sample, ``cu_seq_lens_q/k`` hold the cumulative sample boundaries (int32, starting at
 0) and ``max_length_q/k`` the longest sample. No attention mask is sent; the attention function
-(`judgelm.train.attention`) keeps every sample to itself. The first label of every sample is
+(`judgelm.engine.attention.packed_attention`) keeps every sample to itself. The first label of every sample is
 its BOS position, which the prompt mask already ignores, so no target leaks across samples.
 """
 

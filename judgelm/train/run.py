@@ -20,12 +20,12 @@ from typing import Any
 
 import torch
 
-from judgelm import __version__
 from judgelm.config import JudgeConfig
 from judgelm.data.records import JudgeRecord, read_records
 from judgelm.errors import InvalidSampleError
 from judgelm.train.config import TrainConfig, TrainResult
 from judgelm.train.dataset import JudgeDataset
+from judgelm.version import __version__
 
 __all__ = ["load_records", "train"]
 
@@ -116,7 +116,7 @@ def _base_judge_config(cfg: TrainConfig) -> JudgeConfig:
 
 def train(cfg: TrainConfig) -> TrainResult:
     """Fine-tune a judge as ``cfg`` says and save it to ``cfg.output_dir``."""
-    from judgelm.train.attention import register_varlen_attention
+    from judgelm.engine.attention import register_transformers_attention
     from judgelm.train.collate import PackedCollator, PaddedCollator
     from judgelm.train.model import add_lora, load_for_training
     from judgelm.train.trainer import DatasetEpochCallback, JsonlLogCallback, JudgeTrainer
@@ -151,7 +151,7 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     original_attention = model.config._attn_implementation
     if cfg.packing:
-        model.set_attn_implementation(register_varlen_attention())
+        model.set_attn_implementation(register_transformers_attention())
         collator: Any = PackedCollator()
     else:
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

@@ -26,7 +26,6 @@ from typing import Any
 import torch
 import torch.utils.data
 
-from judgelm import __version__
 from judgelm.config import JudgeConfig
 from judgelm.data.records import JudgeRecord, record_from_dict
 from judgelm.errors import InvalidSampleError
@@ -35,6 +34,7 @@ from judgelm.modalities.image import DEFAULT_IMAGE_LIMITS, ImageLimits, load_ima
 from judgelm.train.collate import PaddedCollator
 from judgelm.train.config import TrainConfig, TrainResult
 from judgelm.train.dataset import JudgeDataset
+from judgelm.version import __version__
 from judgelm.vision.model import VisionJudgeModel
 from judgelm.vision.saving import save_vision_judge
 from judgelm.vision.tokens import ImageTokenizer

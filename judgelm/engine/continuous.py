@@ -1,10 +1,10 @@
 """Greedy decoding with continuous batching over a static slot cache.
 
 A fixed number of cache rows (slots, from free memory) each hold one prompt being continued.
-Every step feeds each busy row's last token at its next position; a row that writes EOS, a
-newline (``stop_at_newline``) or its last allowed token is finished and its slot goes back to
-the pool; when a quarter of the slots are free (or nothing runs) the waiting prompts are
-prefilled into them in one packed call (`FastEngine.fill`, shared prefixes included).
+Every step feeds each busy row's last token at its next position; a row that writes a stop
+token (`GenerationOptions`) or its last allowed token is finished and its slot goes back to the
+pool; when a quarter of the slots are free (or nothing runs) the waiting prompts are prefilled
+into them in one packed call (`PackedEngine.fill`, shared prefixes included).
 
 `DecodeStep` is the step itself, with static buffers: on CUDA it is captured once into a CUDA
 graph (hundreds of kernel launches become one replay; the first replay is checked against the
@@ -25,11 +25,12 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from judgelm.engine.base import GenerationOptions
 from judgelm.engine.kv_cache import KVCache
-from judgelm.engine.llama import FastLlama, Masked, Step, Varlen
+from judgelm.engine.llama_family import LlamaFamilyForward, Masked, Step, Varlen
 
 if TYPE_CHECKING:
-    from judgelm.engine.fast_engine import FastEngine
+    from judgelm.engine.packed import PackedEngine
 
 __all__ = ["ContinuousBatcher", "DecodeStep"]
 
@@ -42,9 +43,9 @@ class DecodeStep:
 
     With ``graphs`` (CUDA) every call steps all rows (static shapes) through a captured graph."""
 
-    def __init__(self, fast: FastLlama, cache: KVCache, *, graphs: bool):
-        self.fast, self.cache = fast, cache
-        n, width, dev = cache.slots, cache.width, fast.device
+    def __init__(self, lm: LlamaFamilyForward, cache: KVCache, *, graphs: bool):
+        self.lm, self.cache = lm, cache
+        n, width, dev = cache.slots, cache.width, lm.device
         self.tokens = torch.zeros(n, dtype=torch.long, device=dev)
         self.pos = torch.zeros(n, dtype=torch.long, device=dev)
         self.slot_ids = torch.arange(n, device=dev)
@@ -63,7 +64,7 @@ class DecodeStep:
 
     def _step(self, n: int, width: int) -> Step:
         pos = self.pos[:n]
-        if self.fast.backend.fast_varlen:
+        if self.lm.backend.fast_varlen:
             cu_k = torch.empty(2 * n + 1, dtype=torch.int32, device=pos.device)
             cu_k[0] = 0
             cu_k[1::2] = self.row_start[:n] + pos.int() + 1
@@ -75,7 +76,7 @@ class DecodeStep:
         return Step(ids=self.tokens[:n], pos=pos, slot=self.slot_ids[:n], at=pos, attn=attn)
 
     def _eager(self, n: int, width: int) -> Tensor:
-        return self.fast.logits(self.fast.forward(self._step(n, width), self.cache.k, self.cache.v))
+        return self.lm.logits(self.lm.forward(self._step(n, width), self.cache.k, self.cache.v))
 
     def __call__(self, tokens: Sequence[int], positions: Sequence[int]) -> Tensor:
         n = len(tokens)
@@ -115,16 +116,13 @@ class DecodeStep:
 class ContinuousBatcher:
     """Greedy continuations of ``prompts`` (input order) through a pool of cache rows."""
 
-    def __init__(
-        self, engine: FastEngine, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, stop_at_newline: bool
-    ):
+    def __init__(self, engine: PackedEngine, prompts: Sequence[Sequence[int]], options: GenerationOptions):
         self.engine = engine
         self.prompts = [list(p) for p in prompts]
-        self.max_new = max_new_tokens
-        self.eos = engine.eos_ids
-        self.newline: frozenset[int] = frozenset()
-        if stop_at_newline:
-            self.newline = frozenset(torch.nonzero(engine.newline_ids.cpu()).flatten().tolist())
+        self.max_new = options.max_new_tokens
+        self.stop = options.stop_ids(engine.facts)
+        self.on_token = options.on_token
+        self.reported = [0] * len(self.prompts)  # tokens of each row already given to on_token
         self.results: list[list[int] | None] = [None] * len(self.prompts)
         # per slot: the prompt it continues (None: free), its new tokens, its cached length
         self.row: list[int | None] = []
@@ -140,7 +138,7 @@ class ContinuousBatcher:
             raise ValueError("an empty prompt")
         waiting = deque(sorted(range(len(self.prompts)), key=lambda i: (-len(self.prompts[i]), i)))
         width = max(map(len, self.prompts)) + self.max_new
-        self.engine.fast.ensure_positions(width)
+        self.engine.lm.ensure_positions(width)
         slots = self.engine.decode_slots(width, len(waiting))
         while waiting:
             try:
@@ -152,7 +150,7 @@ class ContinuousBatcher:
             in_flight = [r for r in self.row if r is not None]
             waiting.extendleft(reversed(in_flight))  # they restart from their prompts
             self.row = []
-            self.engine._free()
+            self.engine.release_memory()
             slots //= 2
             log.warning("judgelm: out of memory while decoding; %d rows re-queued, %d slots now", len(in_flight), slots)
         assert all(r is not None for r in self.results), "a row was lost"
@@ -160,10 +158,13 @@ class ContinuousBatcher:
 
     def _push(self, s: int, token: int) -> bool:
         """Record slot ``s``'s next token; True when its row is finished (and the slot free)."""
+        r = self.row[s]
+        assert r is not None and self.results[r] is None, "a row was finished twice"
         self.out[s].append(token)
-        if token in self.eos or token in self.newline or len(self.out[s]) >= self.max_new:
-            r = self.row[s]
-            assert r is not None and self.results[r] is None, "a row was finished twice"
+        if self.on_token is not None and len(self.out[s]) > self.reported[r]:  # a re-queued row repeats
+            self.reported[r] = len(self.out[s])
+            self.on_token(r, token)
+        if token in self.stop or len(self.out[s]) >= self.max_new:
             self.results[r] = self.out[s]
             self.row[s] = None
             return True
@@ -172,7 +173,7 @@ class ContinuousBatcher:
     def _serve(self, waiting: deque[int], slots: int, width: int, on_batch: Callable[[int], None] | None) -> None:
         engine = self.engine
         cache = engine.new_cache(slots, width, zeroed=True)  # masked decoding reads whole rows
-        step = DecodeStep(engine.fast, cache, graphs=engine.cuda_graphs)
+        step = DecodeStep(engine.lm, cache, graphs=engine.cuda_graphs)
         self.row, self.out, self.cached = [None] * slots, [[] for _ in range(slots)], [0] * slots
         refill_at = max(1, slots // 4)
         while waiting or any(r is not None for r in self.row):
@@ -184,9 +185,9 @@ class ContinuousBatcher:
             busy = [s for s in range(slots) if self.row[s] is not None]
             if not busy:
                 continue
-            engine._fault("decode", len(busy))
+            engine.fault_point("decode", len(busy))
             hi = slots if step.all_rows else busy[-1] + 1
-            tokens = [self.out[s][-1] if self.row[s] is not None else engine.pad_id for s in range(hi)]
+            tokens = [self.out[s][-1] if self.row[s] is not None else engine.facts.pad_id for s in range(hi)]
             positions = [self.cached[s] if self.row[s] is not None else 0 for s in range(hi)]
             with torch.inference_mode():
                 nxt = step(tokens, positions).argmax(-1).tolist()
@@ -211,8 +212,8 @@ class ContinuousBatcher:
         used = free[: len(take)]
         for s, r in zip(used, take, strict=True):  # in flight from here on: re-queued on OOM
             self.row[s], self.out[s], self.cached[s] = r, [], len(self.prompts[r])
-        self.engine._fault("fill", len(take))
+        self.engine.fault_point("fill", len(take))
         with torch.inference_mode():
             hidden = self.engine.fill(cache, [(s, self.prompts[r]) for s, r in zip(used, take, strict=True)])
-            first = self.engine.fast.logits(hidden).argmax(-1).tolist()
+            first = self.engine.lm.logits(hidden).argmax(-1).tolist()
         return sum(self._push(s, tok) for s, tok in zip(used, first, strict=True))

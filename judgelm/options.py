@@ -1,33 +1,53 @@
-"""`JudgeOptions`: the per-request knobs of `Judge.judge`, as one hashable value.
+"""`JudgeOptions`: the per-call knobs of `Judge.judge`, as one hashable value.
 
-The server groups queued requests by these options (one model call judges samples that share
-them), the reward adapters pass them through, and the wire format reads and writes them.
+`Judge.judge` takes them (``options=`` or the same names as keywords), the server groups queued
+requests by them (one model call judges samples that share them), the reward adapters and Ray
+pass them through, the CLI builds them from its flags, and the wire format reads and writes them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Literal, get_args
 
 from judgelm.errors import InvalidSampleError
+from judgelm.modalities.text import TruncationPolicy
 
-__all__ = ["JudgeOptions"]
+__all__ = ["SCORINGS", "SLOT_STRATEGIES", "TRUNCATIONS", "JudgeOptions", "Scoring", "SlotStrategy"]
 
+# "auto" = logit scoring when the judge's engine can read logits (expected scores), else text.
 Scoring = Literal["auto", "logits", "text"]
+# Several answers under logit scoring: "joint" (exact joint distribution), "greedy" (each slot
+# given the most probable earlier ones), "auto" (joint up to 400 verdict lines).
+SlotStrategy = Literal["auto", "joint", "greedy"]
+SCORINGS: tuple[str, ...] = get_args(Scoring)
+SLOT_STRATEGIES: tuple[str, ...] = get_args(SlotStrategy)
+TRUNCATIONS: tuple[str, ...] = get_args(TruncationPolicy)
 
 
 @dataclass(frozen=True)
 class JudgeOptions:
-    """Keyword arguments of `Judge.judge` that a caller may choose per request."""
+    """How to judge (see `Judge.judge` for each field). ``truncation=None``: the judge's own."""
 
     mode: str | None = None
     swap: bool = False
     explain: bool = False
-    # "auto" = logit scoring when the judge's engine can read logits (expected scores), else text.
     scoring: Scoring = "auto"
+    slots: SlotStrategy = "auto"
     max_new_tokens: int | None = None
     official_parser: bool = False
+    truncation: TruncationPolicy | None = None
+    calibrated: bool = True
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("scoring", SCORINGS), ("slots", SLOT_STRATEGIES), ("truncation", TRUNCATIONS)):
+            value = getattr(self, name)
+            if value not in allowed and not (name == "truncation" and value is None):
+                raise ValueError(f"{name} must be {_one_of(allowed)}, got {value!r}")
+
+    def replace(self, **changes: Any) -> JudgeOptions:
+        return replace(self, **changes)
 
     def as_kwargs(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,7 +76,7 @@ class JudgeOptions:
                     field=f"{field_prefix}.{key}",
                 )
         values: dict[str, Any] = {}
-        for name in ("swap", "explain", "official_parser"):
+        for name in ("swap", "explain", "official_parser", "calibrated"):
             if name in data:
                 if not isinstance(data[name], bool):
                     raise InvalidSampleError(
@@ -71,13 +91,18 @@ class JudgeOptions:
                     field=f"{field_prefix}.mode",
                 )
             values["mode"] = data["mode"]
-        if "scoring" in data:
-            if data["scoring"] not in ("auto", "logits", "text"):
-                raise InvalidSampleError(
-                    f"must be 'auto', 'logits' or 'text', got {data['scoring']!r}",
-                    field=f"{field_prefix}.scoring",
-                )
-            values["scoring"] = data["scoring"]
+        for name, allowed, nullable in (
+            ("scoring", SCORINGS, False),
+            ("slots", SLOT_STRATEGIES, False),
+            ("truncation", TRUNCATIONS, True),
+        ):
+            if name in data and not (nullable and data[name] is None):
+                if data[name] not in allowed:
+                    raise InvalidSampleError(
+                        f"must be {_one_of(allowed)}{' or null' if nullable else ''}, got {data[name]!r}",
+                        field=f"{field_prefix}.{name}",
+                    )
+                values[name] = data[name]
         mnt = data.get("max_new_tokens")
         if mnt is not None:
             # bool is an int subclass: refuse it explicitly so `true` is not read as 1 token.
@@ -90,6 +115,11 @@ class JudgeOptions:
                 )
             values["max_new_tokens"] = mnt
         return cls(**values)
+
+
+def _one_of(allowed: tuple[str, ...]) -> str:
+    quoted = [repr(a) for a in allowed]
+    return ", ".join(quoted[:-1]) + f" or {quoted[-1]}"
 
 
 def _json_type(value: Any) -> str:

@@ -1,4 +1,5 @@
-"""A compact Llama-family forward (Llama, Mistral, Qwen2) over a Hugging Face model's own weights.
+"""`LlamaFamilyForward`: a compact forward of Llama-family models (Llama, Mistral, Qwen2) on
+packed tokens, over a Hugging Face model's own weights.
 
 gpt-fast style: the whole forward in one readable loop, on *packed* tokens ([N, H], no batch
 dimension, no padding), reading and writing a slot KV cache (`judgelm.engine.kv_cache`). The HF
@@ -15,7 +16,7 @@ modules' parameters are used as they are (no copy). What it adds over the HF for
 Supported: RMSNorm, SiLU-gated MLP, rotary embeddings with a static frequency table (rope types
 default / linear / llama3 / yarn), grouped KV heads, optional q/k/v/o and MLP biases, sliding
 windows (the context is capped at the window, where full attention is identical). Anything else
-returns a reason from `unsupported_reason` and the engine chooser uses the HF engine.
+returns a reason from `unsupported_reason` and the engine registry picks the HF engine.
 
 Shapes: N packed tokens, R rows (prompts), H hidden, Hq / Hkv heads, D head dim, V vocabulary.
 """
@@ -33,14 +34,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from judgelm.engine.attention import AttentionBackend, choose_backend
+from judgelm.engine.base import NONLINEAR_HEAD_ATTRS, embeds_images
 
-__all__ = ["FastLlama", "Masked", "Step", "Varlen", "unsupported_reason"]
+__all__ = ["LlamaFamilyForward", "Masked", "Step", "Varlen", "unsupported_reason"]
 
 log = logging.getLogger(__name__)
 
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2")
 STATIC_ROPE_TYPES = ("default", "linear", "llama3", "yarn")
-_NONLINEAR_HEAD_ATTRS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "attn_logit_softcapping")
+_NOT_PLAIN_ATTRS = (*NONLINEAR_HEAD_ATTRS, "attn_logit_softcapping")
 
 
 # ---- what one forward call computes ----------------------------------------------------------
@@ -85,11 +87,11 @@ def unsupported_reason(model: Any) -> str | None:
     model_type = getattr(config, "model_type", None)
     if model_type not in SUPPORTED_MODEL_TYPES:
         return f"architecture {model_type!r} is not one of {', '.join(SUPPORTED_MODEL_TYPES)}"
-    if hasattr(model, "embed_inputs"):
+    if embeds_images(model):
         return "the model embeds images (a vision judge)"
     if getattr(config, "hidden_act", "silu") != "silu":
         return f"activation {config.hidden_act!r} (SiLU-gated MLP only)"
-    if any(getattr(config, a, None) not in (None, 1.0) for a in _NONLINEAR_HEAD_ATTRS):
+    if any(getattr(config, a, None) not in (None, 1.0) for a in _NOT_PLAIN_ATTRS):
         return "a non-linear output head (softcapping / scaling)"
     if int(getattr(config, "pretraining_tp", 1) or 1) != 1:
         return "pretraining_tp > 1"
@@ -222,14 +224,14 @@ def _eps(norm: nn.Module) -> float:
     raise AttributeError(f"{type(norm).__name__} has no epsilon")
 
 
-class FastLlama:
+class LlamaFamilyForward:
     """The forward of a supported HF causal LM on packed tokens. Build it after the model is on
     its device and dtype: it keeps references to those parameter tensors."""
 
     def __init__(self, model: Any, *, attention: str | None = None, compile: bool | None = None):
         reason = unsupported_reason(model)
         if reason is not None:
-            raise ValueError(f"the fast engine cannot run this model: {reason}")
+            raise ValueError(f"the packed engine cannot run this model: {reason}")
         config = model.config
         decoder = model.get_decoder()
         first = decoder.layers[0].self_attn

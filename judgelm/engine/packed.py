@@ -1,40 +1,36 @@
-"""`FastEngine`: the judge engine on the compact Llama-family forward (`judgelm.engine.llama`).
-
-Same interface as `HFEngine` (the scorer and `Judge` cannot tell them apart), different insides:
+"""`PackedEngine`: the engine on packed tokens, over the compact Llama-family forward
+(`judgelm.engine.llama_family`: Llama, Mistral, Qwen2). The `Engine` protocol, like `HFEngine`;
+different insides:
 
 - **prefill** packs the batch's prompts into one row of tokens (no padding) and writes their K/V
   into a slot cache, one row per prompt (`kv_cache`); prompts sharing a long prefix get it
-  computed once (`fast_prefix`). The last layer runs only at each prompt's last token.
-- **tree_forward** feeds every row's verdict tree at once under the tree mask, attending to the
+  computed once (`shared_prefix`). The last layer runs only at each prompt's last token.
+- **tree_step** feeds every row's verdict tree at once under the tree mask, attending to the
   cached prompt; the tree's K/V land after the prompt and are not counted, so the row is intact
   for the next tree step (greedy multi-slot scoring runs several).
-- **generate** is continuous batching over a static slot cache (`fast_decode`).
+- **generate** is continuous batching over a static slot cache (`continuous`).
 - **memory**: the token budget comes from free device memory (KV + activations per token); a
   CUDA out-of-memory error splits the work in halves and retries (never losing or repeating a
   row), and lowers the budget for later batches.
-
-Model facts (EOS ids, pad id, newline tokens, context length) are the `HFEngine`'s, kept inside.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from functools import cached_property
-from typing import Any, TypeVar
+from dataclasses import dataclass, replace
+from typing import Any, Literal, TypeVar
 
 import torch
 from torch import Tensor
 
-from judgelm.engine.batching import plan_batches
-from judgelm.engine.fast_decode import ContinuousBatcher
-from judgelm.engine.fast_prefix import plan_prefix_batches, shared_prefix_groups
-from judgelm.engine.hf import HFEngine
+from judgelm.engine.base import Capabilities, Engine, GenerationOptions, VerdictTree, model_facts, tree_logprobs
+from judgelm.engine.continuous import ContinuousBatcher
 from judgelm.engine.kv_cache import KVCache, extend_step, token_budget, tree_step
-from judgelm.engine.llama import FastLlama
+from judgelm.engine.llama_family import LlamaFamilyForward
+from judgelm.engine.shared_prefix import plan_prefix_batches, shared_prefix_groups
 
-__all__ = ["FastEngine", "FastState"]
+__all__ = ["PackedEngine", "PackedState"]
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +68,8 @@ class _Part:
 
 
 @dataclass
-class FastState:
-    """What `FastEngine.prefill` returns: the prompts' caches and last-position outputs (input order)."""
+class PackedState:
+    """What `PackedEngine.prefill` returns: the prompts' caches and last-position outputs (input order)."""
 
     parts: list[_Part]
     last_pos: Tensor  # [B] position of each prompt's last token
@@ -81,11 +77,13 @@ class FastState:
     last_logits: Tensor | None  # [B, V] fp32 logits there (want="logits")
 
 
-class FastEngine:
+class PackedEngine(Engine):
     """Packed prefill, tree scoring and continuous-batching generation for Llama-family models.
 
     ``attention`` forces a backend (see `judgelm.engine.attention`); ``compile`` / ``cuda_graphs``
     default to on for CUDA; ``min_shared_prefix`` is the shortest common prefix worth sharing."""
+
+    capabilities = Capabilities(logits=True, images=False)
 
     def __init__(
         self,
@@ -99,11 +97,16 @@ class FastEngine:
         cuda_graphs: bool | None = None,
         min_shared_prefix: int = 32,
         max_decode_slots: int = 256,
+        reason: str = "built directly",
     ):
         self.model = model
         self.tokenizer = tokenizer
-        self.hf = HFEngine(model, tokenizer, max_batch_tokens=max_batch_tokens)
-        self.fast = FastLlama(model, attention=attention, compile=compile)
+        self.lm = LlamaFamilyForward(model, attention=attention, compile=compile)
+        self.reason = f"{reason}, attention {self.lm.backend.name}"
+        facts = model_facts(model, tokenizer)
+        if self.lm.window:  # sliding windows: full attention is the same function up to the window
+            facts = replace(facts, context_length=min(facts.context_length, self.lm.window))
+        self.facts = facts
         cuda = self.device.type == "cuda"
         self.token_cap = max_batch_tokens or (_CUDA_TOKEN_CAP if cuda else _CPU_TOKEN_CAP)
         self.max_batch_size = max_batch_size or (256 if cuda else 64)
@@ -113,41 +116,19 @@ class FastEngine:
         self.fault_injector: Callable[[str, int], None] | None = None  # tests: raise OOM on purpose
         self._oom_budget: int | None = None  # lowered after an out-of-memory split
 
-    # ---- model facts ----------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
-        return self.fast.device
+        return self.lm.device
 
     @property
     def attention_backend(self) -> str:
-        return self.fast.backend.name
-
-    @property
-    def context_length(self) -> int:
-        limit = self.hf.context_length
-        return min(limit, self.fast.window) if self.fast.window else limit
-
-    @property
-    def pad_id(self) -> int:
-        return self.hf.pad_id
-
-    @property
-    def eos_ids(self) -> frozenset[int]:
-        return self.hf.eos_ids
-
-    @property
-    def newline_ids(self) -> Tensor:
-        return self.hf.newline_ids
-
-    @cached_property
-    def linear_head(self) -> tuple[Tensor, Tensor | None]:
-        return self.fast.head_weight, self.fast.head_bias
+        return self.lm.backend.name
 
     # ---- memory -------------------------------------------------------------------------------
     @property
     def max_batch_tokens(self) -> int:
         """Packed tokens per batch: the cap, the free memory, and what the last OOM allowed."""
-        per_token = self.fast.kv_bytes_per_token() + self.fast.activation_bytes_per_token()
+        per_token = self.lm.kv_bytes_per_token() + self.lm.activation_bytes_per_token()
         budget = token_budget(self.device, per_token, cap=self.token_cap)
         return min(budget, self._oom_budget) if self._oom_budget else budget
 
@@ -158,15 +139,18 @@ class FastEngine:
         if self.device.type != "cuda":
             return max(1, cap)
         free, _ = torch.cuda.mem_get_info(self.device)
-        refill = self.max_batch_tokens * self.fast.activation_bytes_per_token()
-        fit = int((free * 0.85 - refill) // (width * self.fast.kv_bytes_per_token()))
+        refill = self.max_batch_tokens * self.lm.activation_bytes_per_token()
+        fit = int((free * 0.85 - refill) // (width * self.lm.kv_bytes_per_token()))
         return max(1, min(cap, fit))
 
-    def _fault(self, kind: str, n: int) -> None:
+    def fault_point(self, stage: str, rows: int) -> None:
+        """A point where ``fault_injector`` (tests) may raise an out-of-memory error: before each
+        prefill ("prefill"), tree step ("tree"), decoding step ("decode") and refill ("fill")."""
         if self.fault_injector is not None:
-            self.fault_injector(kind, n)
+            self.fault_injector(stage, rows)
 
-    def _free(self) -> None:
+    def release_memory(self) -> None:
+        """Hand cached device memory back after an out-of-memory error."""
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
@@ -176,33 +160,28 @@ class FastEngine:
         """``[(items, fn(items))]``, or on out-of-memory the same for each half, recursively.
         Every item is in exactly one returned piece; a single item that does not fit raises."""
         try:
-            self._fault(kind, len(items))
+            self.fault_point(kind, len(items))
             return [(items, fn(items))]
         except torch.OutOfMemoryError:
             if len(items) == 1:
                 raise
-        self._free()  # outside the except block: the traceback no longer pins the batch's tensors
+        self.release_memory()  # outside the except block: the traceback no longer pins the batch's tensors
         half = len(items) // 2
         self._oom_budget = max(1, cost(items[:half]))
         log.warning("judgelm: out of memory on %d rows (%s); splitting and retrying", len(items), kind)
         return self._split_on_oom(kind, items[:half], cost, fn) + self._split_on_oom(kind, items[half:], cost, fn)
 
     # ---- batching -------------------------------------------------------------------------
-    def batches(
-        self, lengths: Sequence[int], extra_per_item: int, *, prompts: Sequence[Sequence[int]] | None = None
-    ) -> list[list[int]]:
-        """Packed token-budget batches (no padding cost). With ``prompts``, shared-prefix groups
-        stay in one batch and their prefix is costed once."""
-        budget, size = self.max_batch_tokens, self.max_batch_size
-        if prompts is not None:
-            return plan_prefix_batches(
-                prompts,
-                max_tokens=budget,
-                max_size=size,
-                extra_per_item=extra_per_item,
-                min_length=self.min_shared_prefix,
-            )
-        return plan_batches(lengths, max_tokens=budget, max_size=size, extra_per_item=extra_per_item, padded=False)
+    def batches(self, prompts: Sequence[Sequence[int]], extra_per_item: int) -> list[list[int]]:
+        """Packed token-budget batches (no padding cost); shared-prefix groups stay in one batch
+        and their prefix is costed once."""
+        return plan_prefix_batches(
+            prompts,
+            max_tokens=self.max_batch_tokens,
+            max_size=self.max_batch_size,
+            extra_per_item=extra_per_item,
+            min_length=self.min_shared_prefix,
+        )
 
     # ---- prefill --------------------------------------------------------------------------
     def fill(self, cache: KVCache, items: Sequence[tuple[int, Sequence[int]]]) -> Tensor:
@@ -213,18 +192,18 @@ class FastEngine:
         groups = shared_prefix_groups(prompts, min_length=self.min_shared_prefix)
         if groups:  # each group's prefix once, into its first member's row, then copied
             leaders = sorted((items[g.members[0]][0], 0, prompts[g.members[0]][: g.length]) for g in groups)
-            self.fast.forward(extend_step(leaders, cache.width, self.device), cache.k, cache.v)
+            self.lm.forward(extend_step(leaders, cache.width, self.device), cache.k, cache.v)
             for g in groups:
                 cache.copy_prefix(items[g.members[0]][0], [items[m][0] for m in g.members[1:]], g.length)
                 for m in g.members:
                     start[m] = g.length
         rows = [(slot, s, list(tokens[s:])) for (slot, tokens), s in zip(items, start, strict=True)]
-        return self.fast.forward(extend_step(rows, cache.width, self.device), cache.k, cache.v)
+        return self.lm.forward(extend_step(rows, cache.width, self.device), cache.k, cache.v)
 
     def new_cache(self, slots: int, width: int, *, zeroed: bool = False) -> KVCache:
         """Cache rows for ``slots`` prompts of up to ``width`` tokens; ``zeroed`` when masked
         attention may read positions nobody wrote (decoding)."""
-        f = self.fast
+        f = self.lm
         return KVCache.empty(f.n_layers, slots, width, f.n_kv_heads, f.head_dim, f.dtype, self.device, zeroed=zeroed)
 
     @torch.inference_mode()
@@ -233,44 +212,48 @@ class FastEngine:
         prompts: Sequence[Sequence[int]],
         *,
         images: Sequence[Sequence[Tensor]] | None = None,
-        want: str = "logits",
-    ) -> FastState:
-        """Prefill the prompts (packed); ``want="logits"``: last-position logits [B, V],
-        ``"hidden"``: last-position final hidden states [B, H] (for the verdict head)."""
+        want: Literal["hidden", "logits"] = "hidden",
+    ) -> PackedState:
+        """Prefill the prompts (packed), keeping their K/V; last-position final hidden states
+        [B, H] (what the tree step starts from), and with ``want="logits"`` also their logits."""
         if images is not None and any(images):
-            raise ValueError("FastEngine runs text-only models; image prompts need HFEngine (see make_engine)")
+            raise ValueError("PackedEngine runs text-only models; image prompts need HFEngine (see make_engine)")
         if not prompts:
             raise ValueError("no prompts")
         lengths = [len(p) for p in prompts]
         if min(lengths) == 0:
             raise ValueError("an empty prompt")
-        self.fast.ensure_positions(max(lengths) + _TREE_RESERVE)
+        self.lm.ensure_positions(max(lengths) + _TREE_RESERVE)
 
         def run(rows: list[int]) -> tuple[KVCache, Tensor]:
             cache = self.new_cache(len(rows), max(lengths[r] for r in rows) + _TREE_RESERVE)
             return cache, self.fill(cache, [(i, prompts[r]) for i, r in enumerate(rows)])
 
         pieces = self._split_on_oom("prefill", list(range(len(prompts))), lambda rs: sum(lengths[r] for r in rs), run)
-        hidden = torch.empty((len(prompts), self.fast.hidden), dtype=self.fast.dtype, device=self.device)
+        hidden = torch.empty((len(prompts), self.lm.hidden), dtype=self.lm.dtype, device=self.device)
         parts = []
         for rows, (cache, h) in pieces:
             hidden[torch.tensor(rows, device=self.device)] = h
             parts.append(_Part(rows, cache, [lengths[r] for r in rows], [lengths[r] for r in rows]))
         last_pos = torch.tensor(lengths, device=self.device) - 1
         if want == "hidden":
-            return FastState(parts, last_pos, hidden, None)
-        return FastState(parts, last_pos, hidden, self.fast.logits(hidden))
+            return PackedState(parts, last_pos, hidden, None)
+        return PackedState(parts, last_pos, hidden, self.lm.logits(hidden))
 
     # ---- tree step ------------------------------------------------------------------------
+    def tree_step(self, state: PackedState, trees: Sequence[VerdictTree | None]) -> list[Tensor | None]:
+        """`Engine.tree_step`: candidate log-probabilities at every node of every row's tree."""
+        return tree_logprobs(self.tree_forward, state, trees, self.facts.head)
+
     @torch.inference_mode()
     def tree_forward(
         self,
-        state: FastState,
+        state: PackedState,
         tokens: Sequence[Sequence[int]],
         parents: Sequence[Sequence[int]],
         depths: Sequence[Sequence[int]],
     ) -> Tensor:
-        """Hidden states at [root, node 1, ..., node T] of every row's tree: [B, 1 + T, H]
+        """Final hidden states at [root, node 1, ..., node T] of every row's tree: [B, 1 + T, H]
         (see `HFEngine.tree_forward`; rows with fewer nodes are padded). The cache rows keep
         only their prompts, so tree steps may repeat."""
         root = state.last_hidden
@@ -294,14 +277,14 @@ class FastEngine:
                     [parents[r] for r in rows],
                     [depths[r] for r in rows],
                     part.cache.width,
-                    self.pad_id,
+                    self.facts.pad_id,
                     self.device,
                     nodes=t,  # every row padded to t nodes: what `_Part.clean` expects written
                 )
-                return self.fast.forward(step, part.cache.k, part.cache.v).view(len(slots), t, -1)
+                return self.lm.forward(step, part.cache.k, part.cache.v).view(len(slots), t, -1)
 
             slots = list(range(len(part.rows)))
-            self.fast.ensure_positions(max(part.lengths) + t)
+            self.lm.ensure_positions(max(part.lengths) + t)
             for done, h in self._split_on_oom("tree", slots, lambda ss, p=part: sum(p.lengths[s] + t for s in ss), run):
                 idx = torch.tensor([part.rows[s] for s in done], device=self.device)
                 out[idx, 1:] = h
@@ -311,15 +294,13 @@ class FastEngine:
     def generate(
         self,
         prompts: Sequence[Sequence[int]],
+        options: GenerationOptions,
         *,
-        max_new_tokens: int,
-        stop_at_newline: bool = False,
         images: Sequence[Sequence[Tensor]] | None = None,
         on_batch: Callable[[int], None] | None = None,
     ) -> list[list[int]]:
-        """Greedy continuations (EOS kept; a newline token kept and stopping when
-        ``stop_at_newline``; at most ``max_new_tokens``), in input order, by continuous batching."""
+        """Greedy continuations in input order, by continuous batching (see `GenerationOptions`
+        for where a row stops)."""
         if images is not None and any(images):
-            raise ValueError("FastEngine runs text-only models; image prompts need HFEngine (see make_engine)")
-        batcher = ContinuousBatcher(self, prompts, max_new_tokens=max_new_tokens, stop_at_newline=stop_at_newline)
-        return batcher.run(on_batch)
+            raise ValueError("PackedEngine runs text-only models; image prompts need HFEngine (see make_engine)")
+        return ContinuousBatcher(self, prompts, options).run(on_batch)
