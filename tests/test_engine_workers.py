@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from greedy import assert_same_greedy, engine_logits_at
 
 from judgelm import Judge, Sample
 from judgelm.engine import FastEngine, HFEngine, MultiDeviceEngine, make_engine
@@ -38,7 +39,8 @@ def test_two_workers_equal_one(pair, tiny_model, llama_tokenizer):
     torch.testing.assert_close(ta[:4], tb[:4], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(ta[4, :2], tb[4, :2], atol=1e-5, rtol=1e-5)
     seen = []
-    assert pair.generate(prompts, max_new_tokens=6, on_batch=seen.append) == one.generate(prompts, max_new_tokens=6)
+    got, want = pair.generate(prompts, max_new_tokens=6, on_batch=seen.append), one.generate(prompts, max_new_tokens=6)
+    assert_same_greedy(got, want, engine_logits_at(one, prompts))
     assert sum(seen) == len(prompts)
 
 
