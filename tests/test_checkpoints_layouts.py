@@ -136,6 +136,8 @@ def test_torch_dtype_is_honoured_or_refused(judgelm_dir):
     assert judge.model.dtype == torch.bfloat16
     with pytest.raises(ValueError, match="disagree"):
         Judge.from_pretrained(str(judgelm_dir), device="cpu", dtype="fp32", torch_dtype=torch.bfloat16)
+    same = Judge.from_pretrained(str(judgelm_dir), device="cpu", dtype="bf16", torch_dtype=torch.bfloat16)
+    assert same.model.dtype == torch.bfloat16
 
 
 def test_auto_dtype_is_the_checkpoints_where_the_device_runs_it_well(judgelm_dir, monkeypatch):

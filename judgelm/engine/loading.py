@@ -62,6 +62,18 @@ def cpu_has_native_bf16() -> bool:
 _NAMED_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
+def _named_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    """A dtype given by name (``bf16``, ``float32`` …) as a `torch.dtype`; ``None`` for auto."""
+    if dtype is None or dtype == "auto":
+        return None
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    named = _NAMED_DTYPES.get(dtype) or getattr(torch, str(dtype), None)
+    if not isinstance(named, torch.dtype):
+        raise ValueError(f"unknown dtype {dtype!r} (bf16, fp16, fp32, auto or a torch dtype name)")
+    return named
+
+
 def resolve_dtype(
     dtype: str | torch.dtype | None, device: torch.device, checkpoint: torch.dtype | None = None
 ) -> torch.dtype:
@@ -69,23 +81,17 @@ def resolve_dtype(
     it well: on CUDA a 16-bit checkpoint stays 16-bit (bf16 becomes fp16 on GPUs without bf16), an
     fp32 one fp32; on CPU a 16-bit checkpoint loads as bf16 only where the CPU has native bf16 (AMX,
     AVX512-BF16), else as fp32. Without a known checkpoint dtype: bf16 on CUDA where supported, else fp32."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype is not None and dtype != "auto":
-        named = _NAMED_DTYPES.get(dtype) or getattr(torch, str(dtype), None)
-        if not isinstance(named, torch.dtype):
-            raise ValueError(f"unknown dtype {dtype!r} (bf16, fp16, fp32, auto or a torch dtype name)")
-        return named
+    asked = _named_dtype(dtype)
+    if asked is not None:
+        return asked
     half = checkpoint in (torch.bfloat16, torch.float16)
     if device.type == "cuda":
-        if checkpoint == torch.float32:
-            return torch.float32
-        if torch.cuda.is_bf16_supported():
-            return torch.bfloat16 if checkpoint != torch.float16 else torch.float16
-        return torch.float16 if half else torch.float32
+        if checkpoint in (torch.float32, torch.float16):
+            return checkpoint
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else (torch.float16 if half else torch.float32)
     if device.type == "cpu":
         return torch.bfloat16 if half and cpu_has_native_bf16() else torch.float32
-    return checkpoint if half or checkpoint == torch.float32 else torch.float32
+    return checkpoint or torch.float32
 
 
 def _checkpoint_dtype(config: Any) -> torch.dtype | None:
@@ -99,7 +105,7 @@ def _one_dtype(dtype: Any, torch_dtype: Any) -> Any:
     """``dtype`` and Hugging Face's older spelling ``torch_dtype`` are the same argument."""
     if torch_dtype is None:
         return dtype
-    if dtype is not None and dtype != torch_dtype:
+    if dtype is not None and _named_dtype(dtype) != _named_dtype(torch_dtype):
         raise ValueError(f"dtype={dtype!r} and torch_dtype={torch_dtype!r} disagree; pass one of them")
     return torch_dtype
 

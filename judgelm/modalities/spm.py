@@ -49,9 +49,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SPIECE_UNDERLINE = "▁"
-# Pieces a merge may produce or consume (bpe_model.cc looks merges up in `pieces_`, which holds
-# these types; control, unknown and byte pieces are reserved and never merged).
-_MERGEABLE = (PieceType.NORMAL, PieceType.USER_DEFINED, PieceType.UNUSED)
+# Pieces a merge may produce or consume. bpe_model.cc looks merges up in `pieces_` (normal,
+# user-defined and unused pieces; control, unknown and byte pieces are reserved and never merged);
+# models with user-defined or unused pieces are refused below, which leaves the normal ones.
+_MERGEABLE = (PieceType.NORMAL,)
 
 
 class UnsupportedSentencePiece(ValueError):
@@ -92,6 +93,11 @@ def _check_supported(model: SentencePieceModel) -> None:
     kinds = {p.type for p in model.pieces}
     if PieceType.USER_DEFINED in kinds or PieceType.UNUSED in kinds:
         problems.append("user-defined or unused pieces")
+    # SentencePiece merges any two adjacent symbols whose concatenation is a piece, even a character
+    # that is no piece itself; a BPE vocabulary cannot, so every such character must be a piece.
+    pieces = {p.piece for p in model.pieces}
+    if any(ch not in pieces for p in model.pieces if p.type in _MERGEABLE for ch in p.piece):
+        problems.append("pieces made of characters that are no pieces")
     if problems:
         raise UnsupportedSentencePiece("SentencePiece model with " + ", ".join(problems))
 
