@@ -289,11 +289,12 @@ LLAMA3_TOKENIZER_CONFIG = {
 
 
 def safetensors_checkpoint(folder: Path, model: Any, tokenizer_files: dict[str, str | bytes]) -> Path:
-    """``model`` saved as safetensors shards (+ index) beside the given tokenizer files."""
-    model.save_pretrained(folder, max_shard_size="1MB", safe_serialization=True)
+    """``model`` saved as safetensors shards (+ ``model.safetensors.index.json``) beside the given
+    tokenizer files."""
+    model.save_pretrained(folder, max_shard_size="100KB", safe_serialization=True)
     for name, content in tokenizer_files.items():
-        path = folder / name
-        path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content, encoding="utf-8")
+        (folder / name).write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    assert (folder / "model.safetensors.index.json").is_file() and len(list(folder.glob("model-*.safetensors"))) > 1
     return folder
 
 

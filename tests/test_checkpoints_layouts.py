@@ -23,6 +23,7 @@ from checkpoint_layouts import (
     llama_gguf,
     llama_sentencepiece_model,
     model_from_state_dict,
+    safetensors_checkpoint,
     tiny_llama_state_dict,
 )
 from conftest import LLAMA_TOKENIZER
@@ -76,11 +77,7 @@ def test_mistral_style_tokenizer_json_with_safetensors_shards(tmp_path, sp):
         "tokenizer.model": llama_sentencepiece_model(),
         "tokenizer_config.json": json.dumps(MISTRAL_TOKENIZER_CONFIG),
     }
-    folder = tmp_path / "mistral"
-    model.save_pretrained(folder, max_shard_size="1MB")
-    for name, content in files.items():
-        (folder / name).write_bytes(content if isinstance(content, bytes) else content.encode())
-    assert (folder / "model.safetensors.index.json").is_file()
+    folder = safetensors_checkpoint(tmp_path / "mistral", model, files)
     judge = Judge.from_pretrained(str(folder), device="cpu")
     for text in CORPUS:
         assert judge.tokenizer(text)["input_ids"] == [1, *sp.encode(text)], text
@@ -102,11 +99,8 @@ def test_llama3_style_tokenizer_json_is_used_as_written(tmp_path):
                          bos_token_id=backend.token_to_id("<|begin_of_text|>"),
                          eos_token_id=backend.token_to_id("<|end_of_text|>"))  # fmt: skip
     model = LlamaForCausalLM(config).eval()
-    folder = tmp_path / "llama3"
-    model.save_pretrained(folder, max_shard_size="100KB")
-    backend.save(str(folder / "tokenizer.json"))
-    (folder / "tokenizer_config.json").write_text(json.dumps(LLAMA3_TOKENIZER_CONFIG))
-    assert len(list(folder.glob("model-*.safetensors"))) > 1
+    files = {"tokenizer.json": backend.to_str(), "tokenizer_config.json": json.dumps(LLAMA3_TOKENIZER_CONFIG)}
+    folder = safetensors_checkpoint(tmp_path / "llama3", model, files)
     judge = Judge.from_pretrained(str(folder), device="cpu")
     reference = Tokenizer.from_file(str(folder / "tokenizer.json"))
     for text in CORPUS:

@@ -17,8 +17,9 @@ GGUF reader use the same key), then by ids. Normalization is LLaMA's legacy Sent
 fall back to ``<0x..>`` byte pieces.
 
 Supported: BPE models with the identity normalizer (no precompiled character map), whitespace
-escaped and not collapsed (the LLaMA / Vicuna / JudgeLM family). Anything else raises
-`UnsupportedSentencePiece`, and the caller falls back to transformers' reader.
+escaped and not collapsed (the LLaMA / Vicuna / JudgeLM family), from a ``tokenizer.model`` or from
+the pieces, scores and types of a LLaMA GGUF file. Anything else raises `UnsupportedSentencePiece`,
+and the caller falls back to transformers' reader.
 """
 
 from __future__ import annotations
