@@ -60,5 +60,23 @@ class JudgeConfig:
             kwargs["score_values"] = tuple(str(v) for v in kwargs["score_values"])
         return cls(**kwargs, extra={k: v for k, v in data.items() if k not in known})
 
+    @classmethod
+    def locate(cls, name_or_path: str | None, revision: str | None = None) -> JudgeConfig | None:
+        """The ``judge.json`` of a local folder or of a Hugging Face Hub repo (downloaded, or read
+        from the cache when offline). No file, no network or an unknown name all give ``None``:
+        loading the model reports those."""
+        from judgelm.engine.loading import DEMO_ALIASES
+        from judgelm.errors import ModelLoadError
+        from judgelm.hub import hub_file, resolve_source
+
+        if not name_or_path or name_or_path.lower() in DEMO_ALIASES:
+            return None
+        try:
+            source = resolve_source(name_or_path, revision)
+        except ModelLoadError:
+            return None
+        path = hub_file(source, CONFIG_FILE, revision)
+        return cls.load(path.parent) if path is not None else None
+
     def replace(self, **changes: Any) -> JudgeConfig:
         return JudgeConfig(**{**{f.name: getattr(self, f.name) for f in fields(self)}, **changes})

@@ -122,7 +122,7 @@ class Judge:
         on the verdict grammar, and ``p(grammar)`` says how little mass that is."""
         from judgelm.engine.loading import DEMO_NAME, load_model_and_tokenizer
 
-        config = JudgeConfig.load(name_or_path) if name_or_path and Path(name_or_path).is_dir() else None
+        config = JudgeConfig.locate(name_or_path, revision)  # local folder or hub repo (offline-safe)
         if config is not None and config.vision:
             from judgelm.engine.loading import resolve_device, resolve_dtype
             from judgelm.vision import load_vision_judge

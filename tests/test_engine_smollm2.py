@@ -1,10 +1,12 @@
 """The fast engine on real pretrained weights (SmolLM2-135M: grouped KV heads, tied embeddings):
-the same verdict distributions and greedy tokens as the HF engine (fp32, CPU)."""
+the same verdict distributions and greedy tokens as the HF engine (fp32, CPU; greedy tokens up to a
+near-tie, see greedy.py)."""
 
 from __future__ import annotations
 
 import pytest
 from conftest import smollm2_available
+from greedy import assert_same_greedy, engine_logits_at
 
 from judgelm import Judge, Sample
 from judgelm.engine import GenerationOptions, HFEngine, PackedEngine
@@ -36,4 +38,5 @@ def test_fast_engine_equals_hf_engine_on_smollm2(judges):
             for px, py in zip(x.slot_probs, y.slot_probs, strict=True):
                 assert px == pytest.approx(py, abs=1e-5)
     prompts = [e.input_ids for s in SAMPLES for e in fast.encode(s)]
-    assert fast.engine.generate(prompts, GenerationOptions(16)) == hf.engine.generate(prompts, GenerationOptions(16))
+    got, want = fast.engine.generate(prompts, GenerationOptions(16)), hf.engine.generate(prompts, GenerationOptions(16))
+    assert_same_greedy(got, want, engine_logits_at(hf.engine, prompts))

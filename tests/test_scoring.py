@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 
 import pytest
 import torch
@@ -23,10 +24,8 @@ def digits(llama_tokenizer):
     return {str(i): llama_tokenizer.convert_tokens_to_ids(str(i)) for i in range(10)}
 
 
-@pytest.fixture(scope="module")
-def bigram_judge(llama_tokenizer, digits):
-    d = digits
-    rules = {
+def bigram_rules(d):
+    return {
         COLON: {d["8"]: 0.6, d["9"]: 0.3, d["1"]: 0.1},
         d["8"]: {SPACE: 0.5, NEWLINE: 0.5},
         d["9"]: {SPACE: 0.5, NEWLINE: 0.5},
@@ -35,7 +34,11 @@ def bigram_judge(llama_tokenizer, digits):
         SPACE: {d["7"]: 0.5, d["9"]: 0.5},
         d["7"]: {NEWLINE: 1.0},
     }
-    return Judge(BigramLM(len(llama_tokenizer), rules), llama_tokenizer, abstain_threshold=0.9)
+
+
+@pytest.fixture(scope="module")
+def bigram_judge(llama_tokenizer, digits):
+    return Judge(BigramLM(len(llama_tokenizer), bigram_rules(digits)), llama_tokenizer, abstain_threshold=0.9)
 
 
 def probs(dist):
@@ -62,8 +65,11 @@ def test_hand_set_single_after_forced_ten(llama_tokenizer, digits):
     d = digits
     # the prompt ends in "### Response:10": the judge continues with " 7\n" or " 9\n"
     rules = {d["0"]: {SPACE: 0.8}, SPACE: {d["7"]: 0.25, d["9"]: 0.75}, d["7"]: {NEWLINE: 1.0}, d["9"]: {NEWLINE: 0.5}}
-    judge = Judge(BigramLM(len(llama_tokenizer), rules), llama_tokenizer)
+    # the outside mass is exactly 0.5: keep the abstain threshold off that boundary (float rounding
+    # puts it on either side depending on the CPU's exp/log kernels)
+    judge = Judge(BigramLM(len(llama_tokenizer), rules), llama_tokenizer, abstain_threshold=0.9)
     v = judge.grade("q", "answer", gold="gold", scoring="logits")
+    assert not v.abstained
     p = probs(v.distributions[0])
     # P(7) = .8*.25*1 = .2, P(9) = .8*.75*.5 = .3 -> normalised .4 / .6
     assert p[7.0] == pytest.approx(0.4, abs=1e-6) and p[9.0] == pytest.approx(0.6, abs=1e-6)
@@ -74,7 +80,15 @@ def test_hand_set_single_after_forced_ten(llama_tokenizer, digits):
 def test_outside_grammar_abstains_with_reason(bigram_judge):
     strict = Judge(bigram_judge.model, bigram_judge.tokenizer, abstain_threshold=0.5)
     v = strict.compare("q", "a", "b", scoring="logits")
-    assert v.abstained and v.reason_code == "outside_grammar" and "63%" in v.reason
+    assert v.abstained and v.reason_code == "outside_grammar"
+    # the reason states the outside mass (1 - .5 * .75 = 62.5%, which rounds to 62% or 63% as the
+    # last bit falls) and the threshold
+    said = re.fullmatch(
+        r"(\d+)% of the judge's probability lies outside the verdict grammar \(threshold 50%\)", v.reason
+    )
+    assert said is not None, v.reason
+    assert abs(int(said[1]) - 100 * v.distributions[0].outside_mass) <= 0.5 + 1e-6
+    assert v.distributions[0].outside_mass == pytest.approx(0.625, abs=1e-6)
     assert v.scores is None and v.winner is None and not v.tie and v.label is None
     assert v.distributions is not None  # what the judge thought is still reported
 
@@ -163,12 +177,14 @@ def test_swap_averages_orders_and_reports_inconsistency(bigram_judge):
     assert v.preference.first == pytest.approx(v.preference.second)
 
 
-def test_text_and_logit_scoring_share_the_api(bigram_judge):
-    text = bigram_judge.compare("q", "a", "b", scoring="text")
-    logit = bigram_judge.compare("q", "a", "b")
+def test_text_and_logit_scoring_share_the_api(llama_tokenizer, digits):
+    # after "8", "\n" (.6) beats "▁" (.4): greedy decoding writes "8\n" (no tie for kernels to break)
+    rules = {**bigram_rules(digits), digits["8"]: {NEWLINE: 0.6, SPACE: 0.4}}
+    judge = Judge(BigramLM(len(llama_tokenizer), rules), llama_tokenizer, abstain_threshold=0.9)
+    text = judge.compare("q", "a", "b", scoring="text")
+    logit = judge.compare("q", "a", "b")
     assert logit.provenance.scoring == "logits" and text.provenance.scoring == "text"
-    # greedy decoding writes "8" then "\n" (a coin flip against "▁"): the parse fails, while the
-    # distribution over the grammar still gives a verdict
+    # the parse of "8\n" fails, while the distribution over the grammar still gives a verdict
     assert text.abstained and text.reason_code == "unparseable" and text.text == "8\n"
     assert not logit.abstained and logit.winner == 0
 

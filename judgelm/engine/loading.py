@@ -7,13 +7,15 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from judgelm.errors import MissingDependencyError, ModelLoadError
-from judgelm.modalities.text import load_tokenizer
+from judgelm.hub import Source, resolve_source
+from judgelm.modalities.text import tokenizer_from_source
 
 __all__ = ["DEMO_ALIASES", "demo_model_files", "load_model_and_tokenizer", "resolve_device", "resolve_dtype"]
 
@@ -50,19 +52,86 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
-def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (x86 AMX or AVX512-BF16), so that bf16 weights run
+    faster than fp32 instead of being converted on every matmul."""
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
+_NAMED_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+def _named_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    """A dtype given by name (``bf16``, ``float32`` …) as a `torch.dtype`; ``None`` for auto."""
+    if dtype is None or dtype == "auto":
+        return None
     if isinstance(dtype, torch.dtype):
         return dtype
-    if dtype is None or dtype == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
-    try:
-        return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}.get(dtype) or getattr(
-            torch, dtype
-        )
-    except AttributeError:
-        raise ValueError(f"unknown dtype {dtype!r}") from None
+    named = _NAMED_DTYPES.get(dtype) or getattr(torch, str(dtype), None)
+    if not isinstance(named, torch.dtype):
+        raise ValueError(f"unknown dtype {dtype!r} (bf16, fp16, fp32, auto or a torch dtype name)")
+    return named
+
+
+def resolve_dtype(
+    dtype: str | torch.dtype | None, device: torch.device, checkpoint: torch.dtype | None = None
+) -> torch.dtype:
+    """The dtype to load in. ``None`` and ``"auto"`` mean the checkpoint's dtype where the device runs
+    it well: on CUDA a 16-bit checkpoint stays 16-bit (bf16 becomes fp16 on GPUs without bf16), an
+    fp32 one fp32; on CPU a 16-bit checkpoint loads as bf16 only where the CPU has native bf16 (AMX,
+    AVX512-BF16), else as fp32. Without a known checkpoint dtype: bf16 on CUDA where supported, else fp32."""
+    asked = _named_dtype(dtype)
+    if asked is not None:
+        return asked
+    half = checkpoint in (torch.bfloat16, torch.float16)
+    if device.type == "cuda":
+        if checkpoint in (torch.float32, torch.float16):
+            return checkpoint
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else (torch.float16 if half else torch.float32)
+    if device.type == "cpu":
+        return torch.bfloat16 if half and cpu_has_native_bf16() else torch.float32
+    return checkpoint or torch.float32
+
+
+def _checkpoint_dtype(config: Any) -> torch.dtype | None:
+    value = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    if isinstance(value, str):
+        value = getattr(torch, value, None)
+    return value if isinstance(value, torch.dtype) else None
+
+
+def _one_dtype(dtype: Any, torch_dtype: Any) -> Any:
+    """``dtype`` and Hugging Face's older spelling ``torch_dtype`` are the same argument."""
+    if torch_dtype is None:
+        return dtype
+    if dtype is not None and _named_dtype(dtype) != _named_dtype(torch_dtype):
+        raise ValueError(f"dtype={dtype!r} and torch_dtype={torch_dtype!r} disagree; pass one of them")
+    return torch_dtype
+
+
+def _quantization(model_kwargs: dict[str, Any]) -> None:
+    """transformers 5 takes quantization only as ``quantization_config``; accept the older
+    ``load_in_8bit`` / ``load_in_4bit`` flags as the bitsandbytes config they stood for."""
+    flags = {k: bool(model_kwargs.pop(k)) for k in ("load_in_8bit", "load_in_4bit") if k in model_kwargs}
+    if not any(flags.values()):
+        return
+    if "quantization_config" in model_kwargs:
+        raise ValueError("pass quantization_config or load_in_8bit/load_in_4bit, not both")
+    from transformers import BitsAndBytesConfig
+
+    model_kwargs["quantization_config"] = BitsAndBytesConfig(**flags)
+
+
+def _map_device(device_map: Any) -> torch.device:
+    """The device a ``device_map`` mostly targets (for choosing the dtype)."""
+    if isinstance(device_map, dict):
+        values = [v for v in device_map.values() if v not in ("disk", "meta")]
+        first = values[0] if values else "cpu"
+        return torch.device(f"cuda:{first}" if isinstance(first, int) else first)
+    if isinstance(device_map, str) and device_map in ("auto", "balanced", "balanced_low_0", "sequential"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device_map)
 
 
 def _weight_format(folder: Path) -> dict[str, Any]:
@@ -78,6 +147,27 @@ def _weight_format(folder: Path) -> dict[str, Any]:
     raise ModelLoadError(f"no weights (.safetensors, .bin or .gguf) in {folder}")
 
 
+def _source(
+    name_or_path: str | None, revision: str | None, gguf_file: str | None
+) -> tuple[Source, dict[str, Any], str]:
+    """(where the checkpoint is, how to read its weights, display name)."""
+    if name_or_path is None or name_or_path.lower() in DEMO_ALIASES:
+        folder, file = demo_model_files()
+        log.warning(DEMO_NOTE)
+        return Source("folder", folder, gguf_file=file), {}, DEMO_NAME
+    source = resolve_source(name_or_path, revision)
+    if gguf_file is not None:
+        source = replace(source, gguf_file=gguf_file)
+    if source.gguf_file is not None:
+        return source, {}, name_or_path
+    if source.kind == "folder":
+        fmt = _weight_format(Path(source.path))
+        if "gguf_file" in fmt:
+            return replace(source, gguf_file=fmt["gguf_file"]), {}, name_or_path
+        return source, fmt, name_or_path
+    return source, {"use_safetensors": None, "weights_only": True}, name_or_path  # hub: safetensors first
+
+
 def load_model_and_tokenizer(
     name_or_path: str | None = None,
     *,
@@ -88,35 +178,46 @@ def load_model_and_tokenizer(
     gguf_file: str | None = None,
     **model_kwargs: Any,
 ) -> tuple[Any, Any, str]:
-    """Load ``(model, tokenizer, display name)``; ``None`` or a demo alias loads the demo judge."""
-    from transformers import AutoModelForCausalLM
+    """Load ``(model, tokenizer, display name)``; ``None`` or a demo alias loads the demo judge.
 
-    dev = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, dev)
-    source = name_or_path
-    kwargs: dict[str, Any] = {}
-    if name_or_path is None or name_or_path.lower() in DEMO_ALIASES:
-        source, gguf_file = demo_model_files()
-        log.warning(DEMO_NOTE)
-        name = DEMO_NAME
-    else:
-        name = name_or_path
-        if Path(name_or_path).is_dir() and gguf_file is None:
-            kwargs = _weight_format(Path(name_or_path))
-            gguf_file = kwargs.pop("gguf_file", None)
-        elif Path(name_or_path).is_file() and name_or_path.endswith(".gguf"):
-            source, gguf_file = str(Path(name_or_path).parent), Path(name_or_path).name
-        else:
-            kwargs = {"use_safetensors": None, "weights_only": True}  # hub: prefer safetensors
-    if gguf_file is not None:
-        kwargs["gguf_file"] = gguf_file
-    kwargs.update(model_kwargs)
-    tokenizer = load_tokenizer(source, trust_remote_code=trust_remote_code, revision=revision, gguf_file=gguf_file)
+    Hugging Face conventions: ``torch_dtype=`` is the same as ``dtype=`` (see `resolve_dtype` for
+    ``"auto"``); ``device_map=`` is passed to transformers, which then places the weights (no
+    ``device``); ``quantization_config=`` (or ``load_in_8bit`` / ``load_in_4bit``) is passed through;
+    any other keyword goes to ``AutoModelForCausalLM.from_pretrained``."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    dtype = _one_dtype(dtype, model_kwargs.pop("torch_dtype", None))
+    device_map = model_kwargs.get("device_map")
+    if device_map is not None and device is not None:
+        raise ValueError("pass device or device_map, not both")
+    _quantization(model_kwargs)
+    source, weight_kwargs, name = _source(name_or_path, revision, gguf_file)
+    hub_kwargs = {"revision": revision, "trust_remote_code": trust_remote_code}
+    tokenizer = tokenizer_from_source(source, trust_remote_code=trust_remote_code, revision=revision)
     try:
+        config = AutoConfig.from_pretrained(source.path, gguf_file=source.gguf_file, **hub_kwargs)
+        dev = resolve_device(device) if device_map is None else _map_device(device_map)
+        load_dtype = resolve_dtype(dtype, dev, _checkpoint_dtype(config))
         model = AutoModelForCausalLM.from_pretrained(
-            source, dtype=torch_dtype, trust_remote_code=trust_remote_code, revision=revision, **kwargs
+            source.path,
+            config=config,
+            dtype=load_dtype,
+            gguf_file=source.gguf_file,
+            **hub_kwargs,
+            **weight_kwargs,
+            **model_kwargs,
         )
     except Exception as e:
-        raise ModelLoadError(f"could not load the model {name_or_path!r}: {e}") from e
-    model.to(dev).eval()
-    return model, tokenizer, name
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelLoadError(f"could not load the model {name_or_path!r}: {first_line}") from e
+    if not _placed_by_transformers(model, device_map):
+        model.to(dev)
+    return model.eval(), tokenizer, name
+
+
+def _placed_by_transformers(model: Any, device_map: Any) -> bool:
+    """A ``device_map`` placed the weights, or a quantizer did (bitsandbytes models refuse ``.to``;
+    GGUF weights come back de-quantized and move like any other)."""
+    quantizer = getattr(model, "hf_quantizer", None)
+    quantized = quantizer is not None and type(quantizer).__name__ != "GgufHfQuantizer"
+    return device_map is not None or getattr(model, "hf_device_map", None) is not None or quantized

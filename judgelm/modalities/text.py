@@ -1,7 +1,10 @@
 """Text in: loading a tokenizer exactly, encoding prompts, and fitting them into the context.
 
-Two guards live here:
+Three guards live here:
 
+- A SentencePiece-only checkpoint (``tokenizer.model``, no ``tokenizer.json``: JudgeLM, Vicuna
+  v1.3, LLaMA-1) is read by `judgelm.modalities.spm`, which encodes exactly like SentencePiece
+  (transformers 5 would need the `sentencepiece` package and orders the merges wrongly).
 - transformers >= 5 builds ``LlamaTokenizer(Fast)`` with a ``Metaspace(prepend_scheme="always")``
   pre-tokenizer that drops LLaMA's dummy "▁" before text that starts with a space (``" grabbed"``
   loses id 29871). JudgeLM was trained with the legacy SentencePiece behaviour, so such a tokenizer
@@ -15,11 +18,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Literal
 
 from judgelm.errors import ModelLoadError, PromptTooLongError
 from judgelm.formats.base import Formatter, Prompt
+from judgelm.hub import Source, hub_file, resolve_source
+from judgelm.modalities.spm import (
+    UnsupportedSentencePiece,
+    gguf_sentencepiece_tokenizer,
+    legacy_llama_pipeline,
+    sentencepiece_tokenizer,
+)
 from judgelm.types import Sample, Truncation
 
 __all__ = [
@@ -29,6 +40,7 @@ __all__ = [
     "fit_prompt",
     "load_tokenizer",
     "repair_legacy_llama",
+    "tokenizer_from_source",
 ]
 
 log = logging.getLogger(__name__)
@@ -46,15 +58,10 @@ def repair_legacy_llama(tokenizer: Any) -> Any:
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None or type(backend.pre_tokenizer).__name__ != "Metaspace":
         return tokenizer
-    from tokenizers import Tokenizer, decoders, normalizers
+    from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
 
-    fixed = Tokenizer.from_str(backend.to_str())
-    fixed.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
-    fixed.pre_tokenizer = None
-    fixed.decoder = decoders.Sequence(
-        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
-    )
+    fixed = legacy_llama_pipeline(Tokenizer.from_str(backend.to_str()))
     log.info("rebuilt %s with LLaMA's legacy normalizer (exact JudgeLM ids)", type(tokenizer).__name__)
     repaired = PreTrainedTokenizerFast(
         tokenizer_object=fixed,
@@ -68,6 +75,48 @@ def repair_legacy_llama(tokenizer: Any) -> Any:
     return repaired
 
 
+def _sentencepiece_only(source: Source, revision: str | None) -> Path | None:
+    """The folder holding the checkpoint's ``tokenizer.model`` when it has no ``tokenizer.json``
+    (for a hub repo: its snapshot in the local cache, with the tokenizer's json files)."""
+    if hub_file(source, "tokenizer.json", revision) is not None:
+        return None
+    model = hub_file(source, "tokenizer.model", revision)
+    if model is None:
+        return None
+    for name in ("tokenizer_config.json", "special_tokens_map.json"):
+        hub_file(source, name, revision)  # a hub snapshot keeps them beside tokenizer.model
+    return model.parent
+
+
+def tokenizer_from_source(source: Source, *, trust_remote_code: bool = False, revision: str | None = None) -> Any:
+    """The tokenizer of a resolved checkpoint (see `load_tokenizer`)."""
+    unsupported = ""
+    try:
+        if source.gguf_file is not None:
+            gguf = hub_file(source, source.gguf_file, revision)
+            tok = gguf_sentencepiece_tokenizer(gguf, name_or_path=source.path) if gguf is not None else None
+            if tok is not None:
+                return tok
+        elif (folder := _sentencepiece_only(source, revision)) is not None:
+            return sentencepiece_tokenizer(folder, name_or_path=source.path)
+    except UnsupportedSentencePiece as e:
+        log.info("%s: %s; using transformers' SentencePiece reader", source.path, e)
+        unsupported = f" (judgelm reads LLaMA-style SentencePiece itself, not a {e}; transformers needs sentencepiece)"
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(
+            source.path,
+            trust_remote_code=trust_remote_code,
+            revision=revision,
+            gguf_file=source.gguf_file,
+        )
+    except Exception as e:  # transformers raises many types here; keep the cause
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelLoadError(f"could not load the tokenizer of {source.path!r}: {first_line}{unsupported}") from e
+    return repair_legacy_llama(tok)
+
+
 def load_tokenizer(
     name_or_path: str,
     *,
@@ -75,16 +124,17 @@ def load_tokenizer(
     revision: str | None = None,
     gguf_file: str | None = None,
 ) -> Any:
-    """Load a Hugging Face tokenizer (no remote code unless asked) and apply the LLaMA guard."""
-    from transformers import AutoTokenizer
+    """Load a checkpoint's tokenizer (a folder, a ``.gguf`` file or a hub id; no remote code unless
+    asked) so that it encodes exactly like the one the model was trained with:
 
-    try:
-        tok = AutoTokenizer.from_pretrained(
-            name_or_path, trust_remote_code=trust_remote_code, revision=revision, gguf_file=gguf_file
-        )
-    except Exception as e:  # transformers raises many types here; keep the cause
-        raise ModelLoadError(f"could not load the tokenizer of {name_or_path!r}: {e}") from e
-    return repair_legacy_llama(tok)
+    - a SentencePiece ``tokenizer.model`` without ``tokenizer.json`` (LLaMA-1 era checkpoints such
+      as JudgeLM) is read by `judgelm.modalities.spm`, merges in SentencePiece's score order, with
+      no `sentencepiece` package;
+    - otherwise transformers loads it, and LLaMA tokenizers get the legacy-space guard."""
+    source = resolve_source(name_or_path, revision)
+    if gguf_file is not None:
+        source = replace(source, gguf_file=gguf_file)
+    return tokenizer_from_source(source, trust_remote_code=trust_remote_code, revision=revision)
 
 
 def encode(tokenizer: Any, text: str) -> list[int]:

@@ -93,6 +93,10 @@ def load_vision_judge(
     from judgelm.engine.loading import load_model_and_tokenizer
 
     root = Path(folder)
+    if not root.is_dir():  # judge.json of a hub repo said "vision": its tower files need a local copy
+        raise ModelLoadError(
+            f"{folder} is a vision judge: download it to a folder first (hf download {folder} --local-dir DIR)"
+        )
     config = JudgeConfig.load(root)
     if config is None or not config.vision:
         raise ModelLoadError(f"{root} has no judge.json with a 'vision' entry")
