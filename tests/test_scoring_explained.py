@@ -55,11 +55,19 @@ def _result_rules(tok, labels: dict[str, float], context: str) -> tuple[dict[int
     return first, rules
 
 
-def explained_judge(tok, mode: str, labels: dict[str, float], sample: Sample, **kw) -> Judge:
+def explained_judge(tok, mode: str, labels: dict[str, float], sample: Sample, *, ends: bool = False, **kw) -> Judge:
+    """A bigram judge that writes "Fine [RESULT]" after the prompt, and at the result slot
+    `` <label>`` + EOS with P = 0.3 * labels[label]. The prompt's last token is the marker's "]":
+    greedy decoding after it loops back to "Fine" (aligned marker; give max_new_tokens), or with
+    ``ends`` writes "Fine [RESULT]:" and EOS ("]:" is one token: the re-encoding path)."""
     prompt = get_format(mode).render(sample)
-    rules, generated = _chain(tok, prompt.text, FEEDBACK)
+    rules, generated = _chain(tok, prompt.text, FEEDBACK + (":" if ends else ""))
     first, result = _result_rules(tok, labels, prompt.text + FEEDBACK)
-    rules[generated[-1]] = {generated[0]: 0.6, **first}  # after "]": back to "Fine" (greedy), or the verdict
+    last = encode(tok, prompt.text)[-1]  # "]" of "[/INST]"
+    assert encode(tok, prompt.text + FEEDBACK)[-1] == last  # ... and of "[RESULT]"
+    if ends:
+        rules[generated[-1]] = {tok.eos_token_id: 1.0}  # after "]:"
+    rules[last] = {generated[0]: 0.6, **first}  # greedy: "Fine" again; else the verdict
     rules.update(result)
     return Judge(BigramLM(len(tok), rules), tok, **kw)
 
@@ -80,7 +88,7 @@ def test_explain_first_distribution_is_exact(absolute):
     assert d.probs == pytest.approx((0.1, 0.2, 0.4, 0.2, 0.1), abs=1e-6)
     assert d.outside_mass == pytest.approx(1 - 0.3, abs=1e-6)  # P(" ") * P(label | " ") * P(EOS) = .3
     assert v.scores == pytest.approx((3.0,), abs=1e-6)
-    assert v.explanation == "Fine" and v.text.startswith(FEEDBACK)
+    assert v.explanation == "Fine" and v.text.startswith(FEEDBACK + "Fine")
     # the same verdict in a batch of different-length prompts
     other = sample.replace(id="t", question="A much longer question about arithmetic, 2+2?")
     batch = judge.judge([other, sample, other], scoring="logits", max_new_tokens=24)
@@ -109,7 +117,7 @@ def test_a_judge_that_ends_before_the_marker(llama_tokenizer):
 
 def test_text_scoring_reads_the_written_result(absolute):
     judge, sample = absolute
-    # greedy after "[RESULT]" is "Fine" again (p .6 > .3): the text never holds a label
+    # greedy after "[RESULT]" is "Fine" again (p .6 > .3): the text holds no label
     v = judge.judge([sample], scoring="text", max_new_tokens=24)[0]
     assert v.abstained and v.reason_code == "unparseable"
 
@@ -117,14 +125,15 @@ def test_text_scoring_reads_the_written_result(absolute):
 def test_relative_swap_and_tie(llama_tokenizer):
     sample = Sample("q", ("first", "second"), id="r", mode="prometheus_relative", scale="A/B/tie")
     labels = {"A": 0.6, "B": 0.2, "tie": 0.2}
-    judge = explained_judge(llama_tokenizer, "prometheus_relative", labels, sample, abstain_threshold=1.0)
-    one = judge.judge([sample], scoring="logits", max_new_tokens=24)[0]
+    judge = explained_judge(llama_tokenizer, "prometheus_relative", labels, sample, ends=True, abstain_threshold=1.0)
+    one = judge.judge([sample], scoring="logits")[0]  # "Fine [RESULT]:" then EOS: re-encoded up to "]"
+    assert one.text == "Fine [RESULT]:" and one.explanation == "Fine"
     p = one.preference
     assert (p.first, p.tie, p.second) == pytest.approx((0.6, 0.2, 0.2), abs=1e-6)
     assert one.winner == 0 and one.label == 1
     assert one.scores == pytest.approx((0.7, 0.3), abs=1e-6)  # win 1, tie 0.5, loss 0
     assert one.distributions[0].values == (0.0, 0.5, 1.0)
-    both = judge.judge([sample], scoring="logits", swap=True, max_new_tokens=24)[0]
+    both = judge.judge([sample], scoring="logits", swap=True)[0]
     p = both.preference  # the bigram ignores the answers: "A" is always slot 1 -> pure position bias
     assert (p.first, p.tie, p.second) == pytest.approx((0.4, 0.2, 0.4), abs=1e-6)
     assert both.inconsistency == pytest.approx(0.4, abs=1e-6) and both.consistent is False
