@@ -139,7 +139,9 @@ def _upstream_sample(obj: Mapping[str, Any], mode: str | None) -> Sample:
             answers = tuple(obj[k] for k in keys)
             break
     else:
-        raise InvalidSampleError("needs 'response', 'response_A'/'response_B' or 'response1'/'response2'", field="response")
+        raise InvalidSampleError(
+            "needs 'response', 'response_A'/'response_B' or 'response1'/'response2'", field="response"
+        )
     rid = obj.get("id", obj.get("idx"))
     return Sample(
         question=obj["instruction"],

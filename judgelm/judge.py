@@ -251,7 +251,9 @@ class Judge:
         out: list[tuple[tuple[Any, ...], tuple[tuple[int, ...], ...]] | None] = []
         for j in jobs:
             read = [(r, e.prompt.order) for r, e in zip(j.scores, j.encoded, strict=True) if r is not None]
-            out.append(None if j.verdict is not None or not read else (tuple(r for r, _ in read), tuple(o for _, o in read)))
+            out.append(
+                None if j.verdict is not None or not read else (tuple(r for r, _ in read), tuple(o for _, o in read))
+            )
         return out
 
     def encode(

@@ -81,7 +81,9 @@ def _rubric(value: Any) -> str | Mapping[str, str] | None:
     if isinstance(value, Mapping):
         for k, v in value.items():
             if not isinstance(k, str) or not isinstance(v, str):
-                raise InvalidSampleError(f"rubric entries must map strings to strings, got {k!r}: {v!r}", field="rubric")
+                raise InvalidSampleError(
+                    f"rubric entries must map strings to strings, got {k!r}: {v!r}", field="rubric"
+                )
         return MappingProxyType(dict(value))
     raise InvalidSampleError(
         f"must be a rubric name, a text or a mapping (criteria, score1_description, ...), got {type(value).__name__}",
@@ -206,7 +208,9 @@ class Sample:
             out["input"] = self.input
         if self.scale is not None:
             scale = self.scale
-            out["scale"] = scale if isinstance(scale, str) else dict(scale) if isinstance(scale, Mapping) else list(scale)
+            out["scale"] = (
+                scale if isinstance(scale, str) else dict(scale) if isinstance(scale, Mapping) else list(scale)
+            )
         return out
 
 

@@ -217,7 +217,14 @@ def test_pandalm_without_tie_scale_refuses_a_tie():
 # ---- records -----------------------------------------------------------------------------------
 def test_records_carry_rubric_input_scale_and_upstream_names():
     s = sample_from_record(
-        {"question": "q", "answers": ["a"], "rubric": RUBRIC, "input": "in", "scale": "1-10", "mode": "prometheus_absolute"}
+        {
+            "question": "q",
+            "answers": ["a"],
+            "rubric": RUBRIC,
+            "input": "in",
+            "scale": "1-10",
+            "mode": "prometheus_absolute",
+        }
     )
     assert s.rubric["criteria"] == "Is it correct?" and s.input == "in" and s.scale == "1-10"
     assert json.loads(json.dumps(s.to_dict()))["rubric"] == RUBRIC

@@ -37,7 +37,9 @@ def _prometheus_sample(case: dict) -> Sample:
     return Sample(case["instruction"], answers, reference=case["reference"], rubric=case["rubric"], mode=case["format"])
 
 
-@pytest.mark.parametrize("case", PROMETHEUS, ids=lambda c: f"{c['format']}-{c['instruction'][:12]!r}-{c['reference'] is not None}")
+@pytest.mark.parametrize(
+    "case", PROMETHEUS, ids=lambda c: f"{c['format']}-{c['instruction'][:12]!r}-{c['reference'] is not None}"
+)
 def test_prometheus_prompt_and_messages_are_upstreams(case):
     prompt = get_format(case["format"]).render(_prometheus_sample(case))
     assert prompt.text == case["offline_prompt"]  # what vLLM receives
@@ -49,7 +51,11 @@ def test_fixture_covers_the_edge_cases():
     for needle in ("{instruction}", "[RESULT]", "漢字", "\r\n", "\t", "  padded"):
         assert any(needle in t for t in texts), needle
     assert "" in texts and " \n\t " in texts
-    assert {c["format"] for c in PROMETHEUS} == {"prometheus_absolute", "prometheus_relative", "prometheus_relative_repo"}
+    assert {c["format"] for c in PROMETHEUS} == {
+        "prometheus_absolute",
+        "prometheus_relative",
+        "prometheus_relative_repo",
+    }
     assert {c["reference"] is None for c in PROMETHEUS} == {True, False}
 
 
@@ -57,7 +63,7 @@ def test_rubrics_are_upstreams():
     for name, texts in UPSTREAM["prometheus"]["builtin_rubrics"].items():
         assert render_rubric(name) == texts["absolute"]  # load_rubric(name, "absolute")
         assert render_rubric(name, criteria_only=True) == texts["relative"]  # load_rubric(name, "relative")
-    assert SCORE_RUBRIC_TEMPLATE == UPSTREAM["prometheus"]["score_rubric_template"]
+    assert UPSTREAM["prometheus"]["score_rubric_template"] == SCORE_RUBRIC_TEMPLATE
 
 
 def test_the_two_relative_template_sets_differ_only_in_the_task_description():
@@ -65,14 +71,18 @@ def test_the_two_relative_template_sets_differ_only_in_the_task_description():
     repo = next(
         c
         for c in PROMETHEUS
-        if c["format"] == "prometheus_relative_repo" and c["instruction"] == case["instruction"]
-        and c["reference"] == case["reference"] and c["rubric"] == case["rubric"]
+        if c["format"] == "prometheus_relative_repo"
+        and c["instruction"] == case["instruction"]
+        and c["reference"] == case["reference"]
+        and c["rubric"] == case["rubric"]
     )
     assert case["offline_prompt"] != repo["offline_prompt"]
     assert case["offline_prompt"].split("###Instruction:")[1] == repo["offline_prompt"].split("###Instruction:")[1]
 
 
-@pytest.mark.parametrize("row", UPSTREAM["prometheus_parser"]["outputs"], ids=lambda r: f"{r['mode']}-{r['output'][:20]!r}")
+@pytest.mark.parametrize(
+    "row", UPSTREAM["prometheus_parser"]["outputs"], ids=lambda r: f"{r['mode']}-{r['output'][:20]!r}"
+)
 def test_prometheus_parse_official_is_upstreams(row):
     assert parse_official(row["output"], row["mode"]) == row["result"]
     assert parse_official(row["output"], f"prometheus_{row['mode']}") == row["result"]

@@ -15,8 +15,8 @@ from judgelm.cli import main
 from judgelm.config import JudgeConfig
 from judgelm.eval import load_pandalm
 from judgelm.eval.bench import run_benchmark
-from judgelm.serve import BackgroundServer, ServeConfig
 from judgelm.judge import Judge
+from judgelm.serve import BackgroundServer, ServeConfig
 from judgelm.testing import ScriptedEngine, byte_tokenizer
 
 
@@ -72,7 +72,9 @@ def test_failures_are_never_ties_even_with_the_official_parser(judge):
     for official in (False, True):
         v = garbage.judge([Sample("q", ("a", "b"), mode="pandalm")], scoring="text", official_parser=official)[0]
         assert v.abstained and v.label is None and not v.tie and v.reason_code == "unparseable"
-        v = garbage.judge([Sample("q", ("a",), mode="prometheus_absolute")], scoring="text", official_parser=official)[0]
+        v = garbage.judge([Sample("q", ("a",), mode="prometheus_absolute")], scoring="text", official_parser=official)[
+            0
+        ]
         assert v.abstained and v.reason_code in ("no_verdict", "unparseable")
 
 
@@ -177,15 +179,31 @@ def test_server_judges_every_family(judge):
         with httpx.Client(base_url=srv.url, timeout=30) as c:
             body = {
                 "samples": [
-                    {"id": "p", "instruction": "q", "response_A": "bad", "response_B": "good", "mode": "prometheus_relative"},
-                    {"id": "k", "instruction": "q", "input": "ctx", "response1": "good", "response2": "bad", "mode": "pandalm"},
+                    {
+                        "id": "p",
+                        "instruction": "q",
+                        "response_A": "bad",
+                        "response_B": "good",
+                        "mode": "prometheus_relative",
+                    },
+                    {
+                        "id": "k",
+                        "instruction": "q",
+                        "input": "ctx",
+                        "response1": "good",
+                        "response2": "bad",
+                        "mode": "pandalm",
+                    },
                 ],
                 "options": {"scoring": "text", "swap": True},
             }
             r = c.post("/v1/judge", json=body)
             assert r.status_code == 200, r.text
             prom, panda = (x["verdict"] for x in r.json()["results"])
-            bad = c.post("/v1/judge", json={"samples": [{"question": "q", "answers": ["a", "b"], "mode": "pandalm", "scale": "1-5"}]})
+            bad = c.post(
+                "/v1/judge",
+                json={"samples": [{"question": "q", "answers": ["a", "b"], "mode": "pandalm", "scale": "1-5"}]},
+            )
     finally:
         srv.stop()
     assert prom["winner"] == 1 and prom["consistent"] and panda["winner"] == 0

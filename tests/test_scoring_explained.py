@@ -7,6 +7,8 @@ the verdict must equal them whatever the engine, batch or machine.
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from judgelm import Judge, Sample, ScoringError
@@ -32,7 +34,7 @@ def _chain(tok, prompt_text: str, text: str) -> tuple[dict[int, dict[int, float]
     assert full[: len(base)] == base
     chain = [base[-1], *full[len(base) :]]
     rules: dict[int, dict[int, float]] = {}
-    for a, b in zip(chain, chain[1:], strict=False):
+    for a, b in itertools.pairwise(chain):
         assert a not in rules, "the chain repeats a token: choose another feedback text"
         rules[a] = {b: 0.6}
     return rules, chain[1:]

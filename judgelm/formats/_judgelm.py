@@ -68,7 +68,9 @@ def _rate(text: str, scale: Scale | None, rubric: str | None, many: bool) -> str
         text = text.replace("on a scale of 1 to 10", f"on a scale of {lo:g} to {hi:g}")
     if rubric is not None:
         whose = "their responses" if many else "its response"
-        text = text.replace(f"the helpfulness, relevance, accuracy, level of details of {whose}", f"{whose} by the score rubric below")
+        text = text.replace(
+            f"the helpfulness, relevance, accuracy, level of details of {whose}", f"{whose} by the score rubric below"
+        )
         text += f"[Score Rubric]\n{rubric}\n"
     return text
 

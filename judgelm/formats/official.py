@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["parse_official", "pandalm_strip"]
+__all__ = ["pandalm_strip", "parse_official"]
 
 # _parse_output_absolute's pattern (re.IGNORECASE | re.VERBOSE), comments dropped.
 _ABSOLUTE = re.compile(

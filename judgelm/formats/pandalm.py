@@ -24,7 +24,9 @@ __all__ = ["PandaLMFormat", "pandalm_prompt"]
 EVALUATION = "### Evaluation:"
 
 
-def pandalm_prompt(instruction: str, input: str | None, response1: str, response2: str, rubric: str | None = None) -> str:
+def pandalm_prompt(
+    instruction: str, input: str | None, response1: str, response2: str, rubric: str | None = None
+) -> str:
     """``build_pandalm_prompt(instruction, input, resp1, resp2)`` (no result: the inference
     prompt). ``rubric`` is judgelm's extension: a ``### Rubric`` block, not in upstream."""
     resp1, resp2 = pandalm_strip(response1), pandalm_strip(response2)
@@ -77,7 +79,9 @@ class PandaLMFormat(Formatter):
             found = parse_official(output, "pandalm")
             explanation = output.partition("\n")[2].strip()
             if found == 0 and first.lower() != "tie":
-                return ParsedJudgment(None, explanation, f"official parser: {first[:40]!r} is not 1, 2 or Tie", "unparseable")
+                return ParsedJudgment(
+                    None, explanation, f"official parser: {first[:40]!r} is not 1, 2 or Tie", "unparseable"
+                )
             label = {1: spec.score_values[spec.picks.index(0)], 2: spec.score_values[spec.picks.index(1)]}.get(found)
             if label is None:  # a tie
                 if None not in spec.picks:

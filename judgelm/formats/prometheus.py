@@ -215,7 +215,7 @@ def _relative_template(template: str, scale: Scale, repo: bool) -> str:
         return _rewrite(
             template,
             {
-                'indicate the better response, either "A" or "B".': f"indicate the better response, either {quoted}{extra}.",
+                'the better response, either "A" or "B".': f"the better response, either {quoted}{extra}.",
                 '[RESULT] (Either "A" or "B")': f"[RESULT] (Either {quoted})",
             },
         )
@@ -268,11 +268,12 @@ class _PrometheusFormat(Formatter):
         raise NotImplementedError
 
     def parse(self, text: str, prompt: Prompt, *, official: bool = False) -> ParsedJudgment:
-        spec = prompt.spec
         if official:
             found = parse_official(text, self.official_mode)
             explanation = text.split(RESULT_MARKER)[0].strip()
             if found is None:
+                if RESULT_MARKER not in text:
+                    return ParsedJudgment(None, explanation, f"the judge never wrote {RESULT_MARKER!r}", "no_verdict")
                 return ParsedJudgment(None, explanation, "official parser: no result found", "unparseable")
             return label_judgment(str(found), prompt, explanation)
         return parse_explained(text, prompt)
@@ -300,7 +301,9 @@ def parse_explained(text: str, prompt: Prompt) -> ParsedJudgment:
     allowed = ", ".join(spec.score_values)
     explanation = text[: text.index(spec.marker)].strip()
     if found and _NUMBER.fullmatch(found[0]):
-        return ParsedJudgment(None, explanation, f"{found[0]} after {spec.marker} is not one of {allowed}", "out_of_range")
+        return ParsedJudgment(
+            None, explanation, f"{found[0]} after {spec.marker} is not one of {allowed}", "out_of_range"
+        )
     tail = text[text.index(spec.marker) :][:40]
     return ParsedJudgment(None, explanation, f"no label of {allowed} after {tail!r}", "unparseable")
 

@@ -76,8 +76,8 @@ class Scale:
         except ValueError:
             return None
         lo = values[0]
-        ok = values == list(range(lo, lo + len(values))) and all(str(v) == s for v, s in zip(values, self.labels))
-        return (lo, values[-1]) if ok else None
+        plain = [str(v) for v in values] == list(self.labels)  # "01" or "+1" are not plain integers
+        return (lo, values[-1]) if plain and values == list(range(lo, lo + len(values))) else None
 
     @property
     def top(self) -> str:
@@ -107,7 +107,9 @@ def _range(name: str) -> Scale | None:
     lo, hi = int(m.group(1)), int(m.group(2))
     if hi - lo < 1 or hi - lo > 200:
         raise FormatError(f"scale {name!r}: a range needs 2..201 integers")
-    return Scale(tuple(str(v) for v in range(lo, hi + 1)), numbers=tuple(float(v) for v in range(lo, hi + 1)), name=name)
+    return Scale(
+        tuple(str(v) for v in range(lo, hi + 1)), numbers=tuple(float(v) for v in range(lo, hi + 1)), name=name
+    )
 
 
 SCALES: dict[str, Scale] = {

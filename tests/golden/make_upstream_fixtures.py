@@ -140,15 +140,22 @@ def prometheus_cases(site: Path, repo_prompts: Path) -> list[dict]:
         offline = judge._get_conversation_prompt(messages).strip()  # what vllm.py's completions sends
         cases.append({**case, "messages": messages, "offline_prompt": offline})
 
-    rubrics = {name: prompts.load_rubric(name, "absolute") for name in
-               ("helpfulness", "harmlessness", "honesty", "factual_validity", "reasoning")}
+    rubrics = {
+        name: prompts.load_rubric(name, "absolute")
+        for name in ("helpfulness", "harmlessness", "honesty", "factual_validity", "reasoning")
+    }
     for key, text in TEXTS.items():
         for ref in (None, TEXTS["marker"] if key != "marker" else "ref {x}"):
             for rubric_key in ("helpfulness", "dict", "verbatim") if key in ("plain", "braces") else ("helpfulness",):
-                rubric = {"helpfulness": "helpfulness", "dict": RUBRIC_DICT, "verbatim": "Is it {good}?\tYes."}[rubric_key]
+                rubric = {"helpfulness": "helpfulness", "dict": RUBRIC_DICT, "verbatim": "Is it {good}?\tYes."}[
+                    rubric_key
+                ]
                 abs_rubric = (
-                    rubrics["helpfulness"] if rubric_key == "helpfulness"
-                    else prompts.SCORE_RUBRIC_TEMPLATE.format(**RUBRIC_DICT) if rubric_key == "dict" else rubric
+                    rubrics["helpfulness"]
+                    if rubric_key == "helpfulness"
+                    else prompts.SCORE_RUBRIC_TEMPLATE.format(**RUBRIC_DICT)
+                    if rubric_key == "dict"
+                    else rubric
                 )
                 base = {"instruction": text, "reference": ref, "rubric": rubric}
                 record(
@@ -178,8 +185,10 @@ def prometheus_cases(site: Path, repo_prompts: Path) -> list[dict]:
                             reference_answers=refs,
                         ),
                     )
-    builtin = {name: {"absolute": prompts.load_rubric(name, "absolute"), "relative": prompts.load_rubric(name, "relative")}
-               for name in rubrics}
+    builtin = {
+        name: {"absolute": prompts.load_rubric(name, "absolute"), "relative": prompts.load_rubric(name, "relative")}
+        for name in rubrics
+    }
     return cases, builtin, prompts.SCORE_RUBRIC_TEMPLATE
 
 
@@ -196,7 +205,9 @@ def prometheus_parser(site: Path, parser_tests: Path) -> tuple[list[dict], list[
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "parametrize":
             for output, mode, expected in ast.literal_eval(node.args[1]):
-                table.append({"output": output, "mode": mode, "expected": expected, "result": parse_output(output, mode)[1]})
+                table.append(
+                    {"output": output, "mode": mode, "expected": expected, "result": parse_output(output, mode)[1]}
+                )
     return out, table
 
 
@@ -210,17 +221,19 @@ def pandalm_cases(pandalm: Path) -> dict:
         n for n in ast.walk(init) if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "self.pattern"
     )
     provider = cls.__new__(cls)
-    provider.pattern = eval(compile(ast.Expression(assign.value), "pattern", "eval"), {"re": re})  # noqa: S307
+    provider.pattern = eval(compile(ast.Expression(assign.value), "pattern", "eval"), {"re": re})
     prompts = []
-    for key, text in TEXTS.items():
+    for _key, text in TEXTS.items():
         for input_key in ("empty", "plain", "blank", "crlf"):
             for r1, r2 in ((text, TEXTS["unicode"]), (PANDALM_RESPONSES["special"], PANDALM_RESPONSES["spaces"])):
-                prompts.append({
-                    "instruction": text,
-                    "input": TEXTS[input_key],
-                    "responses": [r1, r2],
-                    "prompt": provider.build_pandalm_prompt(text, TEXTS[input_key], r1, r2),
-                })
+                prompts.append(
+                    {
+                        "instruction": text,
+                        "input": TEXTS[input_key],
+                        "responses": [r1, r2],
+                        "prompt": provider.build_pandalm_prompt(text, TEXTS[input_key], r1, r2),
+                    }
+                )
     parses = [{"output": o, "result": provider.parse_pandalm_response(o)} for o in PANDALM_OUTPUTS]
     # inference(): decode(prompt + output) -> postprocess_output -> filter_special_token -> parse
     pipeline = []
@@ -265,8 +278,10 @@ def main() -> None:
         "pandalm": pandalm_cases(args.pandalm),
     }
     OUT.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"wrote {OUT}: {len(cases)} Prometheus prompts, {len(parses) + len(table)} parses, "
-          f"{len(data['pandalm']['prompts'])} PandaLM prompts")
+    print(
+        f"wrote {OUT}: {len(cases)} Prometheus prompts, {len(parses) + len(table)} parses, "
+        f"{len(data['pandalm']['prompts'])} PandaLM prompts"
+    )
 
 
 if __name__ == "__main__":
