@@ -159,7 +159,7 @@ def _upstream_sample(obj: Mapping[str, Any], mode: str | None) -> Sample:
 def read_samples(path: str | os.PathLike[str], *, mode: str | None = None) -> Iterator[Record]:
     """Read a JSONL file of samples; yields one `Record` per non-blank line, errors included.
 
-    Each record's ``key`` is its id (``id`` or ``question_id``), else ``line-N``; a repeated key
+    Each record's ``key`` is its id (``id``, ``question_id`` or ``idx``), else ``line-N``; a repeated key
     is an error on the later line."""
     path = Path(path)
     seen: set[str] = set()
@@ -174,7 +174,7 @@ def read_samples(path: str | os.PathLike[str], *, mode: str | None = None) -> It
             except json.JSONDecodeError as e:
                 yield Record(n, f"line-{n}", None, error=InvalidSampleError(f"not valid JSON ({e.msg})", record=where))
                 continue
-            rid = raw.get("id", raw.get("question_id")) if isinstance(raw, Mapping) else None
+            rid = raw.get("id", raw.get("question_id", raw.get("idx"))) if isinstance(raw, Mapping) else None
             key = f"line-{n}" if rid is None or isinstance(rid, dict | list) else str(rid)
             try:
                 sample = sample_from_record(raw, mode=mode, base_dir=path.parent)

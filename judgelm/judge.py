@@ -377,7 +377,7 @@ class Judge:
         the verdict marker (`judgelm.scoring.explained`)."""
         from judgelm.scoring.explained import score_explained
 
-        self._run_generation(jobs, True, max_new_tokens, None)
+        self._run_generation(jobs, True, max_new_tokens, on_progress)  # progress: each row once, here
         flat, _ = self._flat_prompts(jobs)
         generated = [ids for job in jobs for ids in job.generated]
         results = score_explained(
@@ -387,7 +387,6 @@ class Judge:
             generated,
             max_new_tokens=max_new_tokens,
             strategy=slots,
-            on_batch=on_progress,
         )
         for (job, _), res in zip(flat, results, strict=True):
             job.scores.append(res.scores)

@@ -215,6 +215,15 @@ def test_pandalm_without_tie_scale_refuses_a_tie():
 
 
 # ---- records -----------------------------------------------------------------------------------
+def test_upstream_records_keep_their_idx_as_the_key(tmp_path):
+    from judgelm.io import read_samples
+
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps({"idx": 3, "instruction": "i", "response1": "x", "response2": "y"}) + "\n")
+    (rec,) = read_samples(path, mode="pandalm")
+    assert rec.key == "3" and rec.sample.id == "3" and rec.sample.mode == "pandalm"
+
+
 def test_records_carry_rubric_input_scale_and_upstream_names():
     s = sample_from_record(
         {
