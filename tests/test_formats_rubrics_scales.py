@@ -85,6 +85,8 @@ def test_prometheus_absolute_scales():
     yes_no = render("prometheus_absolute", Sample("q", ("a",), scale="yes/no", rubric="Is it right?"))
     assert "a score that is one of yes or no" in yes_no.text and yes_no.spec.numbers == (1.0, 0.0)
     assert default.template_hash != ten.template_hash
+    braces = render("prometheus_absolute", Sample("q", ("a",), scale=["{bad}", "{good}"], rubric="Is it good?"))
+    assert "a score that is one of {bad} or {good}" in braces.text
 
 
 @pytest.mark.parametrize("mode", ["prometheus_relative", "prometheus_relative_repo"])

@@ -178,11 +178,12 @@ An instruction (might include an Input inside it), two responses to evaluate (de
 
 
 def _rewrite(template: str, changes: dict[str, str]) -> str:
-    """Replace each phrase; a phrase that is not in the template is a bug here, not silence."""
+    """Replace each phrase; a phrase that is not in the template is a bug here, not silence.
+    Braces in the new phrases (custom labels) are escaped: the template is `str.format`ted next."""
     for old, new in changes.items():
         if old not in template:
             raise AssertionError(f"template phrase {old!r} not found")
-        template = template.replace(old, new)
+        template = template.replace(old, new.replace("{", "{{").replace("}", "}}"))
     return template
 
 
