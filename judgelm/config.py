@@ -26,12 +26,16 @@ class JudgeConfig:
     - ``calibration``: a fitted calibration (see `judgelm.calibration`), e.g.
       ``{"temperature": 1.3, "method": "temperature", "fitted_on": "...", "metrics": {...}}``.
     - ``training``: how the judge was trained (recipe, data, swap/reference probabilities).
+    - ``rubric`` / ``scale``: the judge's own rubric and verdict scale, used for samples that set
+      none (see `Sample.rubric`, `Sample.scale`; e.g. ``"1-5"`` for a judge fine-tuned on 1-5).
     """
 
     score_values: tuple[str, ...] = DEFAULT_SCORE_VALUES
     calibration: dict[str, Any] | None = None
     training: dict[str, Any] = field(default_factory=dict)
     vision: dict[str, Any] | None = None
+    rubric: str | dict[str, str] | None = None
+    scale: str | list[str] | dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

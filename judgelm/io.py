@@ -3,9 +3,12 @@
 Input records are read in two dialects, detected per record:
 
 - native: ``{"id", "mode", "question", "answers": [...], "reference", "gold", "conversations",
-  "images"}`` (image paths relative to the JSONL file);
+  "images", "rubric", "input", "scale"}`` (image paths relative to the JSONL file);
 - JudgeLM: ``question_id``, ``question_body``, ``answer1_body``, ``answer2_body``, ...,
-  ``reference`` (``{"text": ...}`` or a string).
+  ``reference`` (``{"text": ...}`` or a string);
+- Prometheus / PandaLM: ``instruction`` with ``response`` (absolute grading), ``response_A`` and
+  ``response_B`` (relative), or ``response1`` and ``response2`` (PandaLM); ``reference_answer``,
+  ``rubric``, ``input`` as upstream names them.
 
 A bad line becomes a `Record` with an ``error`` naming its line and field; the others go on.
 Output is appended one whole line per ``write`` call (``O_APPEND``), so a killed job leaves at
@@ -35,7 +38,22 @@ __all__ = [
     "write_results",
 ]
 
-_NATIVE_FIELDS = ("id", "mode", "question", "answers", "reference", "gold", "conversations", "images")
+_NATIVE_FIELDS = (
+    "id",
+    "mode",
+    "question",
+    "answers",
+    "reference",
+    "gold",
+    "conversations",
+    "images",
+    "rubric",
+    "input",
+    "scale",
+)
+# upstream Prometheus / PandaLM field names: answers in these keys, in this order
+_UPSTREAM_ANSWERS = (("response",), ("response_A", "response_B"), ("response1", "response2"))
+_UPSTREAM_FIELDS = ("instruction", "reference_answer", *(k for keys in _UPSTREAM_ANSWERS for k in keys))
 
 
 @dataclass(frozen=True)
@@ -84,8 +102,13 @@ def sample_from_record(obj: Any, *, mode: str | None = None, base_dir: Path | No
             mode=mode or obj.get("mode"),
             meta={k: v for k, v in obj.items() if k.endswith("_model_id")},
         )
+    if "instruction" in obj and "question" not in obj:  # Prometheus / PandaLM field names
+        return _upstream_sample(obj, mode)
     if "question" not in obj and "conversations" not in obj:
-        raise InvalidSampleError("needs 'question' (native) or 'question_body' (JudgeLM)", field="question")
+        raise InvalidSampleError(
+            "needs 'question' (native), 'question_body' (JudgeLM) or 'instruction' (Prometheus, PandaLM)",
+            field="question",
+        )
     answers = obj.get("answers", [])
     if isinstance(answers, str):
         raise InvalidSampleError("must be a list of strings, not a string", field="answers")
@@ -104,13 +127,39 @@ def sample_from_record(obj: Any, *, mode: str | None = None, base_dir: Path | No
         id=None if obj.get("id") is None else str(obj["id"]),
         mode=mode or obj.get("mode"),
         meta={k: v for k, v in obj.items() if k not in _NATIVE_FIELDS},
+        rubric=obj.get("rubric"),
+        input=obj.get("input"),
+        scale=obj.get("scale"),
+    )
+
+
+def _upstream_sample(obj: Mapping[str, Any], mode: str | None) -> Sample:
+    for keys in _UPSTREAM_ANSWERS:
+        if all(k in obj for k in keys):
+            answers = tuple(obj[k] for k in keys)
+            break
+    else:
+        raise InvalidSampleError(
+            "needs 'response', 'response_A'/'response_B' or 'response1'/'response2'", field="response"
+        )
+    rid = obj.get("id", obj.get("idx"))
+    return Sample(
+        question=obj["instruction"],
+        answers=answers,
+        reference=_reference(obj.get("reference_answer", obj.get("reference"))),
+        id=None if rid is None else str(rid),
+        mode=mode or obj.get("mode"),
+        meta={k: v for k, v in obj.items() if k not in _NATIVE_FIELDS + _UPSTREAM_FIELDS},
+        rubric=obj.get("rubric"),
+        input=obj.get("input") or None,
+        scale=obj.get("scale"),
     )
 
 
 def read_samples(path: str | os.PathLike[str], *, mode: str | None = None) -> Iterator[Record]:
     """Read a JSONL file of samples; yields one `Record` per non-blank line, errors included.
 
-    Each record's ``key`` is its id (``id`` or ``question_id``), else ``line-N``; a repeated key
+    Each record's ``key`` is its id (``id``, ``question_id`` or ``idx``), else ``line-N``; a repeated key
     is an error on the later line."""
     path = Path(path)
     seen: set[str] = set()
@@ -125,7 +174,7 @@ def read_samples(path: str | os.PathLike[str], *, mode: str | None = None) -> It
             except json.JSONDecodeError as e:
                 yield Record(n, f"line-{n}", None, error=InvalidSampleError(f"not valid JSON ({e.msg})", record=where))
                 continue
-            rid = raw.get("id", raw.get("question_id")) if isinstance(raw, Mapping) else None
+            rid = raw.get("id", raw.get("question_id", raw.get("idx"))) if isinstance(raw, Mapping) else None
             key = f"line-{n}" if rid is None or isinstance(rid, dict | list) else str(rid)
             try:
                 sample = sample_from_record(raw, mode=mode, base_dir=path.parent)

@@ -61,7 +61,9 @@ class _Job:
     encoded: tuple[EncodedPrompt, ...] = ()
     images: tuple[Any, ...] | None = None  # preprocessed image tensors, for vision judges
     texts: list[str] = field(default_factory=list)  # generated continuations, one per order
-    scores: list[Any] = field(default_factory=list)  # PromptScores, one per order
+    generated: list[list[int]] = field(default_factory=list)  # their token ids (explain-first scoring)
+    scores: list[Any] = field(default_factory=list)  # PromptScores (None: no verdict marker), one per order
+    missing: list[str | None] = field(default_factory=list)  # explain-first: why an order has no scores
     verdict: Verdict | None = None  # set early when the sample is refused
 
 
@@ -218,9 +220,13 @@ class Judge:
         - ``slots``: for logit scoring of several answers, ``"joint"`` (exact joint distribution),
           ``"greedy"`` (each slot given the most probable earlier ones), ``"auto"`` (joint when
           at most 400 verdict lines).
-        - ``official_parser``: (text scoring) read scores exactly like the reference ``parse_score``.
+        - ``official_parser``: (text scoring) read scores exactly like the format's own code
+          (`judgelm.formats.parse_official`; a failure still abstains, never counts as a tie).
         - ``truncation``: over-long prompts (default: the judge's ``truncation``).
         - ``calibrated``: apply the judge's fitted calibration (logit scoring).
+
+        Explain-first formats (``prometheus_*``) always generate the judge's feedback first (up to
+        ``max_new_tokens``, default 512); logit scoring then reads the result slot after it.
 
         ``on_progress(n)`` is called as batches of ``n`` samples finish. A sample that cannot be
         judged (wrong shape, too long under ``truncation="error"``, an unreadable verdict) gets an
@@ -246,9 +252,10 @@ class Judge:
         ]
         live = [j for j in jobs if j.verdict is None]
         if live and kind == "logits":
-            self._run_logits(live, opts.slots, on_progress)
-        if live and (kind == "text" or opts.explain):
-            self._run_generation(live, opts.explain, opts.max_new_tokens, None if kind == "logits" else on_progress)
+            self._run_logits(live, opts.slots, on_progress, opts.max_new_tokens)
+        pending = [j for j in live if not j.texts]  # explain-first logit scoring generated already
+        if pending and (kind == "text" or opts.explain):
+            self._run_generation(pending, opts.explain, opts.max_new_tokens, None if kind == "logits" else on_progress)
         calibration = self.calibration if opts.calibrated else Calibration()
         for job in live:
             if kind == "logits":
@@ -266,9 +273,13 @@ class Judge:
         live = [j for j in jobs if j.verdict is None]
         if live:
             self._run_logits(live, slots, None)
-        return [
-            None if j.verdict is not None else (tuple(j.scores), tuple(e.prompt.order for e in j.encoded)) for j in jobs
-        ]
+        out: list[tuple[tuple[Any, ...], tuple[tuple[int, ...], ...]] | None] = []
+        for j in jobs:
+            read = [(r, e.prompt.order) for r, e in zip(j.scores, j.encoded, strict=True) if r is not None]
+            out.append(
+                None if j.verdict is not None or not read else (tuple(r for r, _ in read), tuple(o for _, o in read))
+            )
+        return out
 
     def encode(
         self, sample: Sample, *, mode: str | None = None, swap: bool = False, explain: bool = False
@@ -276,7 +287,8 @@ class Judge:
         """The prompts (text, token ids, truncation) this judge would read for ``sample``, one per
         order; raises `InvalidSampleError` / `PromptTooLongError` instead of abstaining."""
         fmt = get_format(mode or infer_mode(sample))
-        budget = self._prompt_budget(explain, None, fmt.n_candidates(sample) + 1)
+        sample = self._with_defaults(sample)
+        budget = self._prompt_budget(explain or fmt.explains_first, None, fmt.n_candidates(sample) + 1)
         return tuple(
             fit_prompt(fmt, sample, o, self.tokenizer, budget, self.truncation) for o in fmt.orders(sample, swap)
         )
@@ -305,8 +317,10 @@ class Judge:
         job = _Job(sample)
         name = mode or infer_mode(sample)
         try:
+            sample = self._with_defaults(sample)
             job.format = get_format(name)
             orders = job.format.orders(sample, swap)
+            explain = explain or job.format.explains_first
             budget = self._prompt_budget(explain, max_new_tokens, job.format.n_candidates(sample) + 1)
             job.encoded = tuple(fit_prompt(job.format, sample, o, self.tokenizer, budget, policy) for o in orders)
             if job.encoded[0].prompt.images or self.engine.capabilities.images:
@@ -319,6 +333,12 @@ class Judge:
         except PromptTooLongError as e:
             job.verdict = self._abstain(sample, name, "too_long", str(e))
         return job
+
+    def _with_defaults(self, sample: Sample) -> Sample:
+        """The sample with the judge's own rubric and scale (``JudgeConfig``) where it has none."""
+        defaults = {k: getattr(self.config, k) for k in ("rubric", "scale")}
+        missing = {k: v for k, v in defaults.items() if v is not None and getattr(sample, k) is None}
+        return sample.replace(**missing) if missing else sample
 
     def _check_image_slots(self, sample: Sample, encoded: Sequence[EncodedPrompt]) -> None:
         """Refuse (alone) a sample whose prompt holds more or fewer image placeholders than it
@@ -349,17 +369,59 @@ class Judge:
         images = [list(j.images or ()) for j, _ in flat] if any(j.images for j in jobs) else None
         return flat, images
 
-    def _run_logits(self, jobs: Sequence[_Job], slots: SlotStrategy, on_progress: Callable[[int], None] | None) -> None:
+    def _run_logits(
+        self,
+        jobs: Sequence[_Job],
+        slots: SlotStrategy,
+        on_progress: Callable[[int], None] | None,
+        max_new_tokens: int | None = None,
+    ) -> None:
         from judgelm.scoring.scorer import score_prompts
 
-        flat, images = self._flat_prompts(jobs)
-        results = score_prompts(
-            self.engine, self.tokenizer, [e for _, e in flat], strategy=slots, images=images, on_batch=on_progress
+        direct = [j for j in jobs if not (j.format and j.format.explains_first)]
+        if direct:
+            flat, images = self._flat_prompts(direct)
+            results = score_prompts(
+                self.engine, self.tokenizer, [e for _, e in flat], strategy=slots, images=images, on_batch=on_progress
+            )
+            for (job, _), res in zip(flat, results, strict=True):
+                job.scores.append(res)
+        explained = [j for j in jobs if j.format and j.format.explains_first]
+        if explained:
+            self._run_explained(explained, slots, on_progress, max_new_tokens or DEFAULT_EXPLAIN_TOKENS)
+
+    def _run_explained(
+        self, jobs: Sequence[_Job], slots: SlotStrategy, on_progress: Callable[[int], None] | None, max_new_tokens: int
+    ) -> None:
+        """Explain-first logit scoring: generate the feedback, then read the result slot after
+        the verdict marker (`judgelm.scoring.explained`)."""
+        from judgelm.scoring.explained import score_explained
+
+        self._run_generation(jobs, True, max_new_tokens, on_progress)  # progress: each row once, here
+        flat, _ = self._flat_prompts(jobs)
+        generated = [ids for job in jobs for ids in job.generated]
+        results = score_explained(
+            self.engine,
+            self.tokenizer,
+            [e for _, e in flat],
+            generated,
+            max_new_tokens=max_new_tokens,
+            strategy=slots,
         )
         for (job, _), res in zip(flat, results, strict=True):
-            job.scores.append(res)
+            job.scores.append(res.scores)
+            job.missing.append(res.reason)
 
     def _run_generation(
+        self, jobs: Sequence[_Job], explain: bool, max_new_tokens: int | None, on_progress: Callable[[int], None] | None
+    ) -> None:
+        # explain-first formats write their feedback before the verdict: never stop at a newline
+        groups = [[j for j in jobs if bool(j.format and j.format.explains_first) == first] for first in (False, True)]
+        for first, group in zip((False, True), groups, strict=True):
+            if group:
+                self._generate(group, explain or first, max_new_tokens, on_progress)
+
+    def _generate(
         self, jobs: Sequence[_Job], explain: bool, max_new_tokens: int | None, on_progress: Callable[[int], None] | None
     ) -> None:
         flat, images = self._flat_prompts(jobs)
@@ -371,8 +433,9 @@ class Judge:
         options = GenerationOptions(max_new_tokens, stop_at_newline=not explain)
         outputs = self.engine.generate([e.input_ids for _, e in flat], options, images=images, on_batch=on_progress)
         texts = self.tokenizer.batch_decode(outputs, skip_special_tokens=True)
-        for (job, _), text in zip(flat, texts, strict=True):
+        for (job, _), ids, text in zip(flat, outputs, texts, strict=True):
             job.texts.append(text)
+            job.generated.append(list(ids))
 
     def _provenance(self, job: _Job, scoring: Literal["text", "logits"]) -> Provenance:
         assert job.format is not None
@@ -437,7 +500,7 @@ class Judge:
             provenance=prov,
             winner=_winner(scores),
             ranking=_ranking(scores),
-            explanation=ok[0].explanation if explain else None,
+            explanation=ok[0].explanation if explain or fmt.explains_first else None,
             consistent=(len(winners) == 1) if len(ok) >= 2 else None,
             **common,
         )
@@ -446,8 +509,21 @@ class Judge:
         from judgelm.scoring.combine import combine_orders
 
         assert job.format is not None
-        c = combine_orders(job.scores, [e.prompt.order for e in job.encoded], calibration)
         text = job.texts[0] if job.texts else None
+        explanation = None
+        if text is not None and (explain or job.format.explains_first):
+            explanation = job.format.parse(text, job.encoded[0].prompt).explanation
+        common: dict[str, Any] = {"text": text, "explanation": explanation, "prompt": job.encoded[0].prompt.text}
+        # explain-first orders whose feedback never reached the verdict marker have no scores
+        read = [k for k, r in enumerate(job.scores) if r is not None]
+        if not read:
+            reason = next((m for m in job.missing if m), "no verdict")
+            prov = self._provenance(job, "logits")
+            return self._abstain(job.sample, job.format.name, "no_verdict", reason, provenance=prov, **common)
+        c = combine_orders([job.scores[k] for k in read], [job.encoded[k].prompt.order for k in read], calibration)
+        order_scores: list[tuple[float, ...] | None] = [None] * len(job.scores)
+        for k, scores in zip(read, c.order_scores, strict=True):
+            order_scores[k] = scores
         fields: dict[str, Any] = {
             "sample_id": job.sample.id,
             "format": job.format.name,
@@ -456,12 +532,10 @@ class Judge:
             "preference": c.preference,
             "rank1_probs": c.rank1_probs,
             "confidence": c.confidence,
-            "order_scores": c.order_scores,
+            "order_scores": tuple(order_scores),
             "consistent": c.consistent,
             "inconsistency": c.inconsistency,
-            "text": text,
-            "explanation": text.partition("\n")[2].strip() if explain and text is not None else None,
-            "prompt": job.encoded[0].prompt.text,
+            **common,
         }
         if c.outside_mass > self.abstain_threshold:
             reason = (

@@ -35,6 +35,7 @@ AbstainReason = Literal[
     "unparseable",  # the judge's text has no readable score line
     "out_of_range",  # readable scores outside the grammar's range
     "outside_grammar",  # (logit scoring) too much probability outside the verdict grammar
+    "no_verdict",  # (explain-first formats) the judge never wrote its verdict marker ([RESULT])
     "input_error",  # an input could not be loaded (an image file, ...)
 ]
 
@@ -74,6 +75,37 @@ def _str_tuple(name: str, value: Any) -> tuple[str, ...]:
     return out
 
 
+def _rubric(value: Any) -> str | Mapping[str, str] | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str) or not isinstance(v, str):
+                raise InvalidSampleError(
+                    f"rubric entries must map strings to strings, got {k!r}: {v!r}", field="rubric"
+                )
+        return MappingProxyType(dict(value))
+    raise InvalidSampleError(
+        f"must be a rubric name, a text or a mapping (criteria, score1_description, ...), got {type(value).__name__}",
+        field="rubric",
+    )
+
+
+def _scale(value: Any) -> str | tuple[str, ...] | Mapping[str, Any] | None:
+    """Shape check only; the format resolves the scale (and names this field if it is wrong)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        return MappingProxyType(dict(value))
+    if isinstance(value, Iterable) and not isinstance(value, bytes):
+        labels = tuple(value)
+        if all(isinstance(x, str | int | float) and not isinstance(x, bool) for x in labels):
+            return tuple(str(x) for x in labels)
+    raise InvalidSampleError(
+        f"must be a scale name, a list of labels or a mapping, got {type(value).__name__}", field="scale"
+    )
+
+
 @dataclass(frozen=True)
 class Sample:
     """What is judged.
@@ -85,6 +117,13 @@ class Sample:
     - ``conversations``: for ``chat``, one conversation (a sequence of turns) per assistant.
     - ``images``: for image formats, paths, bytes or PIL images, in prompt order.
     - ``mode``: a registered format name; ``None`` lets the judge infer it.
+    - ``rubric``: what to judge by: a built-in rubric name (``helpfulness``, ``harmlessness``,
+      ``honesty``, ``factual_validity``, ``reasoning``), a mapping ``criteria`` +
+      ``score1_description``.. (one per scale label), or text used verbatim.
+    - ``input``: the task's input beside the instruction (PandaLM's ``### Input``); formats
+      without an input slot append it to the question. Shown only when non-empty.
+    - ``scale``: the verdict scale (``"1-5"``, ``"1-10"``, ``"A/B/tie"``, ``"yes/no"``, a list of
+      labels, ...; see `judgelm.formats.scales`); ``None``: the judge's or the format's default.
     """
 
     question: str = ""
@@ -96,6 +135,9 @@ class Sample:
     id: str | None = None
     mode: str | None = None
     meta: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    rubric: str | Mapping[str, str] | None = None
+    input: str | None = None
+    scale: str | tuple[str, ...] | Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise once, here
@@ -104,10 +146,12 @@ class Sample:
             if not isinstance(self.question, str):
                 raise InvalidSampleError(f"must be a string, got {type(self.question).__name__}", field="question")
             set_(self, "answers", _str_tuple("answers", self.answers))
-            for name in ("reference", "gold", "mode"):
+            for name in ("reference", "gold", "mode", "input"):
                 value = getattr(self, name)
                 if value is not None and not isinstance(value, str):
                     raise InvalidSampleError(f"must be a string or null, got {type(value).__name__}", field=name)
+            set_(self, "rubric", _rubric(self.rubric))
+            set_(self, "scale", _scale(self.scale))
             if self.id is not None and not isinstance(self.id, str):
                 set_(self, "id", str(self.id))
             convs = []
@@ -158,6 +202,15 @@ class Sample:
             ]
         if self.images:
             out["images"] = [str(i) if isinstance(i, str) else repr(type(i)) for i in self.images]
+        if self.rubric is not None:
+            out["rubric"] = self.rubric if isinstance(self.rubric, str) else dict(self.rubric)
+        if self.input is not None:
+            out["input"] = self.input
+        if self.scale is not None:
+            scale = self.scale
+            out["scale"] = (
+                scale if isinstance(scale, str) else dict(scale) if isinstance(scale, Mapping) else list(scale)
+            )
         return out
 
 

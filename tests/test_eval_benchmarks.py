@@ -18,6 +18,7 @@ from judgelm.eval import (
     read_labelled,
 )
 from judgelm.eval.benchmarks.pandalm import majority_label, pandalm_question
+from judgelm.formats import get_format
 
 
 def jsonl(path: Path, rows: list[dict]) -> Path:
@@ -129,7 +130,12 @@ def test_pandalm_file_with_nan_literals(tmp_path):
     )
     b = load_pandalm(path)
     assert [i.sample.id for i in b.items] == ["7", "1", "2"]
-    assert b.items[0].sample.question == "Say hi." and b.items[1].sample.question == "Add:\n2+2"
+    assert b.items[0].sample.question == "Say hi." and b.items[0].sample.input is None
+    assert (b.items[1].sample.question, b.items[1].sample.input) == ("Add:", "2+2")
+    # JudgeLM formats read instruction + "\n" + input; the pandalm format its own ### Input block
+    assert "[Question]\nAdd:\n2+2\n\n" in get_format("pairwise").render(b.items[1].sample).text
+    assert "### Instruction:\nAdd:\n\n### Input:\n2+2\n\n" in get_format("pandalm").render(b.items[1].sample).text
+    assert load_pandalm(path, mode="pandalm").items[0].sample.mode == "pandalm"
     assert [i.label for i in b.items] == [1, 0, -1]  # no majority -> tie by default
     assert any("1 items without an annotator majority: counted as ties" in n for n in b.notes)
     assert [i.label for i in load_pandalm(path, no_majority="drop").items] == [1, None, -1]

@@ -35,6 +35,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
         help="the prompt format the judge was trained in (JudgeLM: both)",
     )
     p.add_argument("--limit", type=int, help="only the first N items")
+    p.add_argument("--mode", help="judge every item in this format (e.g. pandalm, prometheus_relative)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNGs (no matplotlib needed)")
     add_scoring_flags(p)  # logits also give the reliability diagram
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (0: no intervals)")
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         resamples=args.bootstrap,
         official_parser=args.official_parser,
         scoring=args.scoring,
+        mode=args.mode,
     )
     md = write_audit(report, args.out, plots=not args.no_plots)
     print(f"judgelm audit: report written to {md}", file=sys.stderr)

@@ -33,6 +33,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
         help="judge with references, without, or both where the set has them (default)",
     )
     p.add_argument("--limit", type=int, help="only the first N items")
+    p.add_argument("--mode", help="judge every item in this format (e.g. pandalm, prometheus_relative)")
     p.add_argument("--format", choices=["table", "json", "markdown"], default="table", help="output format")
     p.add_argument("-o", "--output", help="also write the result as JSON to this file")
     add_scoring_flags(p)
@@ -74,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         resamples=args.bootstrap,
         official_parser=args.official_parser,
         scoring=args.scoring,
+        mode=args.mode,
     )
     sys.stdout.write(result.render(args.format))
     if args.output:

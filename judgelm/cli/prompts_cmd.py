@@ -1,5 +1,6 @@
 """``judgelm prompts IN.jsonl -o OUT.jsonl``: write the exact prompts a judge would read, one JSON
-object per sample (``id``, ``prompt``; ``order`` with ``--swap``), without loading a model."""
+object per sample (``id``, ``format``, ``prompt``: the offline model input, ``messages``: the chat
+form; ``order`` with ``--swap``), without loading a model."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
                 fmt = get_format(infer_mode(rec.sample))
                 for order in fmt.orders(rec.sample, args.swap):
                     prompt = fmt.render(rec.sample, order)
-                    obj = {"id": rec.key, "format": fmt.name, "prompt": prompt.text}
+                    obj = {"id": rec.key, "format": fmt.name, "prompt": prompt.text, "messages": prompt.chat()}
                     if args.swap:
                         obj["order"] = list(order)
                     if tok is not None:

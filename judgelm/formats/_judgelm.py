@@ -10,6 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from judgelm.errors import InvalidSampleError
+from judgelm.formats.base import VerdictSpec
+from judgelm.formats.rubrics import render_rubric
+from judgelm.formats.scales import Scale, scale_for
+from judgelm.types import Sample
+
 SYSTEM = "You are a helpful and precise assistant for checking the quality of the answer."
 APPENDIX = "### Response:"
 
@@ -55,13 +61,29 @@ _RATE_ONE = (
 )
 
 
-def instruction(n: int, *, chat: bool = False) -> str:
+def _rate(text: str, scale: Scale | None, rubric: str | None, many: bool) -> str:
+    """The rating sentence, with judgelm's extensions: another score scale, a rubric."""
+    if scale is not None and scale.labels != DEFAULT_SCALE_LABELS:
+        lo, hi = min(scale.numbers), max(scale.numbers)
+        text = text.replace("on a scale of 1 to 10", f"on a scale of {lo:g} to {hi:g}")
+    if rubric is not None:
+        whose = "their responses" if many else "its response"
+        text = text.replace(
+            f"the helpfulness, relevance, accuracy, level of details of {whose}", f"{whose} by the score rubric below"
+        )
+        text += f"[Score Rubric]\n{rubric}\n"
+    return text
+
+
+def instruction(n: int, *, chat: bool = False, scale: Scale | None = None, rubric: str | None = None) -> str:
     """The `[System]` instruction for n assistants.
 
     n == 2, ``chat=False`` is the published pairwise text; n >= 3 is the published N-answer
     rewrite ("two" -> the number word, "1 and 2" -> "1, 2 and 3"). n == 1 (grading with no gold
     answer) and ``chat=True`` (judging multi-turn conversations, after MT-Bench's multi-turn judge)
-    are judgelm's extensions, in the same words and with the same verdict grammar.
+    are judgelm's extensions, in the same words and with the same verdict grammar. So are a
+    ``scale`` other than 1-10 ("on a scale of 1 to 5") and a ``rubric`` (rated "by the score
+    rubric below", shown after the rating sentence).
     """
     if n == 1:
         subject = (
@@ -71,7 +93,8 @@ def instruction(n: int, *, chat: bool = False) -> str:
             if chat
             else "an AI assistant in response to the user question displayed above.\n"
         )
-        return f"We would like to request your feedback on the performance of {subject}{_RATE_ONE}{_OUTPUT_ONE}"
+        rate = _rate(_RATE_ONE, scale, rubric, many=False)
+        return f"We would like to request your feedback on the performance of {subject}{rate}{_OUTPUT_ONE}"
     word = number_word(n)
     subject = (
         f"{word} AI assistants in the multi-turn conversations with the user displayed above. "
@@ -81,7 +104,8 @@ def instruction(n: int, *, chat: bool = False) -> str:
         else f"{word} AI assistants in response to the user question displayed above.\n"
     )
     output = _OUTPUT_MANY.format(word=word, assistants=assistant_list(n))
-    return f"We would like to request your feedback on the performance of {subject}{_RATE_MANY}{output}"
+    rate = _rate(_RATE_MANY, scale, rubric, many=True)
+    return f"We would like to request your feedback on the performance of {subject}{rate}{output}"
 
 
 MMVET_INSTRUCTION = (
@@ -99,6 +123,31 @@ MMVET_INSTRUCTION = (
     "bias and ensuring that the order in which the responses were presented does not affect your "
     "judgment."
 )
+
+
+DEFAULT_SCALE_LABELS = tuple(str(i) for i in range(1, 11))
+
+
+def judgelm_scale(sample: Sample, fmt: str) -> Scale:
+    """The sample's score scale (default 1-10); JudgeLM formats write numbers, so its labels
+    must be numbers."""
+    scale = scale_for(sample.scale, "1-10", "score", fmt)
+    try:
+        [float(label) for label in scale.labels]
+    except ValueError:
+        raise InvalidSampleError(
+            f"{fmt} writes numeric scores; scale {scale.name!r} has words (use prometheus_absolute)", field="scale"
+        ) from None
+    return scale
+
+
+def judgelm_rubric(sample: Sample, scale: Scale) -> str | None:
+    return None if sample.rubric is None else render_rubric(sample.rubric, scale)
+
+
+def score_spec(n: int, scale: Scale, forced: Sequence[str] = ()) -> VerdictSpec:
+    """n scores on the first line, each a label of ``scale`` (numbers, so no score_numbers)."""
+    return VerdictSpec(n_scores=n, forced=tuple(forced), score_values=scale.labels)
 
 
 def question_block(question: str) -> str:

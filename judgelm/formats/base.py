@@ -4,6 +4,7 @@ a judge's text back into scores. Formatters are registered by name; users can re
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ from typing import Any, ClassVar
 
 from judgelm.errors import FormatError, InvalidSampleError
 from judgelm.formats.parsing import DEFAULT_SCORE_VALUES, ParseResult, parse_verdict_line
+from judgelm.formats.scales import TIE_SCORE
 from judgelm.swap import identity, permute_sample, swap_orders
 from judgelm.types import Sample, Turn
 
@@ -30,24 +32,54 @@ __all__ = [
 
 @dataclass(frozen=True)
 class VerdictSpec:
-    """The verdict grammar of a prompt: the judge writes ``n_scores`` scores on its first line,
-    separated by ``separator`` and ended by ``terminator``; the first ``len(forced)`` of them are
-    already written by the prompt (``### Response:10``). Each free score is one of
-    ``score_values`` (exact strings: ``"10"``, ``"7.5"``)."""
+    """The verdict grammar of a prompt.
+
+    Score grammars (JudgeLM): the judge writes ``n_scores`` scores on its first line, separated
+    by ``separator`` and ended by ``terminator``; the first ``len(forced)`` of them are already
+    written by the prompt (``### Response:10``). Each free score is one of ``score_values``
+    (exact strings: ``"10"``, ``"7.5"``, ``"yes"``) worth ``score_numbers`` (default: the strings
+    read as numbers).
+
+    Choice grammars (``picks`` set): the judge writes one label of ``score_values`` naming the
+    better of the ``n_scores`` shown candidates (``picks[i]``, 0-based) or a tie (``None``).
+
+    ``lead`` is written before the verdict (`` `` after ``[RESULT]``); ``terminator=None`` means
+    the judge ends its text (EOS) after the verdict. ``marker`` makes the grammar explain-first:
+    the judge writes free text, then ``marker``, then the verdict (Prometheus: ``[RESULT]``)."""
 
     n_scores: int
     forced: tuple[str, ...] = ()
     score_values: tuple[str, ...] = DEFAULT_SCORE_VALUES
     separator: str = " "
-    terminator: str = "\n"
+    terminator: str | None = "\n"
+    score_numbers: tuple[float, ...] = ()
+    picks: tuple[int | None, ...] = ()
+    lead: str = ""
+    marker: str | None = None
 
     def __post_init__(self) -> None:
         if self.n_scores < 1 or len(self.forced) >= self.n_scores:
             raise FormatError(f"a verdict needs >= 1 free score (n={self.n_scores}, forced={self.forced})")
+        if len(set(self.score_values)) != len(self.score_values) or len(self.score_values) < 1:
+            raise FormatError(f"score_values must be distinct and non-empty: {self.score_values}")
+        if self.picks:
+            if self.forced or len(self.picks) != len(self.score_values):
+                raise FormatError("a choice verdict has one pick per label and no forced scores")
+            if any(p is not None and not 0 <= p < self.n_scores for p in self.picks):
+                raise FormatError(f"picks {self.picks} name slots outside 0..{self.n_scores - 1}")
+            return
+        if self.score_numbers:
+            if len(self.score_numbers) != len(self.score_values):
+                raise FormatError("score_numbers needs one number per score value")
+            return
         try:
             [float(v) for v in self.score_values]
         except ValueError as e:
-            raise FormatError(f"score_values must be numbers: {e}") from None
+            raise FormatError(f"score_values must be numbers (or give score_numbers): {e}") from None
+
+    @property
+    def is_choice(self) -> bool:
+        return bool(self.picks)
 
     @property
     def graded_slots(self) -> range:
@@ -58,13 +90,48 @@ class VerdictSpec:
     def n_graded(self) -> int:
         return self.n_scores - len(self.forced)
 
+    @property
+    def n_written(self) -> int:
+        """Free values the judge writes: one label for a choice, else one per graded slot."""
+        return 1 if self.picks else self.n_graded
+
+    @cached_property
+    def numbers(self) -> tuple[float, ...]:
+        """The number of each score value (score grammars)."""
+        return self.score_numbers or tuple(float(v) for v in self.score_values)
+
+    @cached_property
+    def values(self) -> tuple[float, ...]:
+        """The per-candidate score values a verdict distribution ranges over: the score numbers,
+        or for a choice loss 0 / (tie 0.5) / win 1."""
+        if self.picks:
+            return (0.0, TIE_SCORE, 1.0) if None in self.picks else (0.0, 1.0)
+        return self.numbers
+
     @cached_property
     def score_range(self) -> tuple[float, float]:
-        values = [float(v) for v in self.score_values]
-        return min(values), max(values)
+        return min(self.values), max(self.values)
+
+    def slot_values(self, written: Sequence[str]) -> tuple[int, ...]:
+        """Indices into `values`, one per graded slot, of the line that writes ``written``."""
+        if self.picks:
+            pick = self.picks[self.score_values.index(written[0])]
+            shown = [TIE_SCORE if pick is None else float(pick == k) for k in range(self.n_scores)]
+            return tuple(self.values.index(x) for x in shown)
+        return tuple(self.score_values.index(v) for v in written)
+
+    def hash_key(self) -> str:
+        """A stable text of this grammar for template hashes: the original five fields as they
+        always printed, plus any newer field that is set."""
+        key = (
+            f"VerdictSpec(n_scores={self.n_scores!r}, forced={self.forced!r}, score_values={self.score_values!r}, "
+            f"separator={self.separator!r}, terminator={self.terminator!r})"
+        )
+        extra = {f: getattr(self, f) for f in ("score_numbers", "picks", "lead", "marker") if getattr(self, f)}
+        return key + (repr(extra) if extra else "")
 
     def with_scores(self, score_values: Sequence[str]) -> VerdictSpec:
-        return VerdictSpec(self.n_scores, self.forced, tuple(score_values), self.separator, self.terminator)
+        return dataclasses.replace(self, score_values=tuple(score_values), score_numbers=())
 
 
 @dataclass(frozen=True)
@@ -81,6 +148,11 @@ class Prompt:
     template_hash: str
     with_reference: bool = False
     images: tuple[Any, ...] = ()
+    messages: tuple[tuple[str, str], ...] = ()  # the chat form, (role, content) pairs
+
+    def chat(self) -> list[dict[str, str]]:
+        """The chat form as OpenAI-style messages (what an API-served judge receives)."""
+        return [{"role": role, "content": content} for role, content in self.messages]
 
     @property
     def response_prefix(self) -> str:
@@ -98,6 +170,20 @@ class ParsedJudgment:
     reason_code: str | None = None
 
 
+def label_judgment(label: str, prompt: Prompt, explanation: str) -> ParsedJudgment:
+    """The judgment of one written verdict label: per-candidate scores in the sample's order
+    (a score label scores its slot; a choice label scores win 1 / tie 0.5 / loss 0)."""
+    spec = prompt.spec
+    if label not in spec.score_values:
+        allowed = ", ".join(spec.score_values)
+        return ParsedJudgment(None, explanation, f"{label!r} is not one of {allowed}", "out_of_range")
+    shown = [spec.values[i] for i in spec.slot_values((label,))]
+    scores = [0.0] * len(shown)
+    for slot, candidate in enumerate(prompt.order):
+        scores[candidate] = shown[slot]
+    return ParsedJudgment(tuple(scores), explanation)
+
+
 def _placeholder(sample: Sample) -> Sample:
     """A sample of the same shape with every text replaced by its field name (for template hashes)."""
     return sample.replace(
@@ -105,6 +191,8 @@ def _placeholder(sample: Sample) -> Sample:
         answers=tuple(f"{{answer_{k}}}" for k in range(1, len(sample.answers) + 1)),
         reference=None if sample.reference is None else "{reference}",
         gold=None if sample.gold is None else "{gold}",
+        rubric=None if sample.rubric is None else "{rubric}",
+        input=None if sample.input is None else "{input}",
         conversations=tuple(
             tuple(Turn(t.role, f"{{{t.role}_{c}_{i}}}") for i, t in enumerate(conv))
             for c, conv in enumerate(sample.conversations)
@@ -125,6 +213,12 @@ class Formatter(ABC):
     summary: ClassVar[str] = ""
     # How candidates are re-ordered for swap=True: "reverse" (pairs), "cyclic" (N), or "none".
     swap_kind: ClassVar[str] = "reverse"
+    # Whether the template has its own slot for `Sample.input`; if not, a non-empty input is
+    # appended to the question (``question + "\n" + input``, the Alpaca convention).
+    uses_input: ClassVar[bool] = False
+    # Whether the judge writes free text before its verdict (its VerdictSpec has a `marker`):
+    # logit scoring then generates that text first and reads the verdict after the marker.
+    explains_first: ClassVar[bool] = False
 
     # ---- to implement -------------------------------------------------------------------------
     @abstractmethod
@@ -139,6 +233,11 @@ class Formatter(ABC):
         """Derive missing fields before rendering (e.g. a gold answer from the reference)."""
         return sample
 
+    def messages(self, sample: Sample, text: str) -> tuple[tuple[str, str], ...]:
+        """The chat form of the prompt ``text`` built for ``sample`` (default: one user message
+        holding the exact text; formats with a system prompt override this)."""
+        return (("user", text),)
+
     # ---- provided -----------------------------------------------------------------------------
     def n_candidates(self, sample: Sample) -> int:
         return sample.n_candidates
@@ -151,13 +250,14 @@ class Formatter(ABC):
         return swap_orders(n, self.swap_kind)
 
     def render(self, sample: Sample, order: Sequence[int] | None = None) -> Prompt:
-        sample = self.prepare(sample)
+        sample = self.prepare(self._fold_input(sample))
         self.validate(sample)
         n = self.n_candidates(sample)
         order = identity(n) if order is None else tuple(order)
         if sorted(order) != list(range(n)):
             raise FormatError(f"order {order} is not a permutation of {n} candidates")
-        text, spec = self.build(permute_sample(sample, order))
+        shown = permute_sample(sample, order)
+        text, spec = self.build(shown)
         if spec.n_graded != n:
             raise FormatError(f"format {self.name!r} grades {spec.n_graded} slots for {n} candidates")
         return Prompt(
@@ -168,12 +268,18 @@ class Formatter(ABC):
             template_hash=self.template_hash(sample),
             with_reference=sample.reference is not None,
             images=sample.images,
+            messages=self.messages(shown, text),
         )
+
+    def _fold_input(self, sample: Sample) -> Sample:
+        if self.uses_input or not sample.input:
+            return sample
+        return sample.replace(question=f"{sample.question}\n{sample.input}", input=None)
 
     def template_hash(self, sample: Sample) -> str:
         """12 hex digits identifying the exact template bytes used for a sample of this shape."""
-        text, spec = self.build(_placeholder(sample))
-        key = f"{self.name}\0{text}\0{spec!r}".encode()
+        text, spec = self.build(_placeholder(self._fold_input(sample)))
+        key = f"{self.name}\0{text}\0{spec.hash_key()}".encode()
         return hashlib.sha256(key).hexdigest()[:12]
 
     def parse(self, text: str, prompt: Prompt, *, official: bool = False) -> ParsedJudgment:

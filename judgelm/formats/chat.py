@@ -34,7 +34,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from judgelm.formats._judgelm import APPENDIX, SYSTEM, instruction, reference_block
+from judgelm.formats._judgelm import (
+    APPENDIX,
+    SYSTEM,
+    instruction,
+    judgelm_rubric,
+    judgelm_scale,
+    reference_block,
+    score_spec,
+)
 from judgelm.formats.base import Formatter, VerdictSpec, require
 from judgelm.types import Sample, Turn
 
@@ -81,11 +89,11 @@ class ChatFormat(Formatter):
 
     def build(self, sample: Sample) -> tuple[str, VerdictSpec]:
         n = len(sample.conversations)
+        scale = judgelm_scale(sample, self.name)
+        rate = instruction(n, chat=True, scale=scale, rubric=judgelm_rubric(sample, scale))
         blocks = "".join(conversation_block(k, conv) for k, conv in enumerate(sample.conversations, start=1))
-        text = (
-            f"{SYSTEM}\n{reference_block(sample.reference)}{blocks}[System]\n{instruction(n, chat=True)}\n\n{APPENDIX}"
-        )
-        return text, VerdictSpec(n_scores=n)
+        text = f"{SYSTEM}\n{reference_block(sample.reference)}{blocks}[System]\n{rate}\n\n{APPENDIX}"
+        return text, score_spec(n, scale)
 
     def shortenable(self, sample: Sample) -> list[str]:
         return [t.content for conv in sample.conversations for t in conv if t.role == "assistant"]

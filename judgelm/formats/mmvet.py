@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import random
 
-from judgelm.formats._judgelm import MMVET_INSTRUCTION, judgelm_prompt
+from judgelm.formats._judgelm import MMVET_INSTRUCTION, judgelm_prompt, judgelm_scale, score_spec
 from judgelm.formats.base import VerdictSpec, require
-from judgelm.formats.single import FORCED_GOLD_SCORE, SingleFormat
+from judgelm.formats.single import SingleFormat
 from judgelm.types import Sample
 
 
@@ -40,11 +40,10 @@ class MMVetFormat(SingleFormat):
         require(sample.reference is not None, "mmvet needs the ground truth in `reference`", "reference")
 
     def build(self, sample: Sample) -> tuple[str, VerdictSpec]:
+        require(sample.rubric is None, "mmvet's instruction is fixed; it takes no rubric", "rubric")
+        scale = judgelm_scale(sample, self.name)
+        forced = (scale.top,)
         text = judgelm_prompt(
-            sample.question,
-            (sample.gold or "", sample.answers[0]),
-            sample.reference,
-            MMVET_INSTRUCTION,
-            forced=(FORCED_GOLD_SCORE,),
+            sample.question, (sample.gold or "", sample.answers[0]), sample.reference, MMVET_INSTRUCTION, forced=forced
         )
-        return text, VerdictSpec(n_scores=2, forced=(FORCED_GOLD_SCORE,))
+        return text, score_spec(2, scale, forced)

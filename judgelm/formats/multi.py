@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from judgelm.formats._judgelm import instruction, judgelm_prompt
+from judgelm.formats._judgelm import instruction, judgelm_prompt, judgelm_rubric, judgelm_scale, score_spec
 from judgelm.formats.base import Formatter, VerdictSpec, require
 from judgelm.types import Sample
 
@@ -18,5 +18,6 @@ class MultiFormat(Formatter):
 
     def build(self, sample: Sample) -> tuple[str, VerdictSpec]:
         n = len(sample.answers)
-        text = judgelm_prompt(sample.question, sample.answers, sample.reference, instruction(n))
-        return text, VerdictSpec(n_scores=n)
+        scale = judgelm_scale(sample, self.name)
+        rate = instruction(n, scale=scale, rubric=judgelm_rubric(sample, scale))
+        return judgelm_prompt(sample.question, sample.answers, sample.reference, rate), score_spec(n, scale)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from judgelm.formats._judgelm import instruction, judgelm_prompt
+from judgelm.formats._judgelm import instruction, judgelm_prompt, judgelm_rubric, judgelm_scale, score_spec
 from judgelm.formats.base import Formatter, VerdictSpec, require
 from judgelm.types import Sample
 
@@ -17,5 +17,6 @@ class PairwiseFormat(Formatter):
         require(len(sample.answers) == 2, f"pairwise needs 2 answers, got {len(sample.answers)}", "answers")
 
     def build(self, sample: Sample) -> tuple[str, VerdictSpec]:
-        text = judgelm_prompt(sample.question, sample.answers, sample.reference, instruction(2))
-        return text, VerdictSpec(n_scores=2)
+        scale = judgelm_scale(sample, self.name)
+        rate = instruction(2, scale=scale, rubric=judgelm_rubric(sample, scale))
+        return judgelm_prompt(sample.question, sample.answers, sample.reference, rate), score_spec(2, scale)

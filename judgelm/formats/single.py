@@ -13,7 +13,7 @@ prompt (``### Response:10``); the graded answer is Assistant 2; the judge writes
 
 from __future__ import annotations
 
-from judgelm.formats._judgelm import instruction, judgelm_prompt
+from judgelm.formats._judgelm import instruction, judgelm_prompt, judgelm_rubric, judgelm_scale, score_spec
 from judgelm.formats.base import Formatter, VerdictSpec, require
 from judgelm.types import Sample
 
@@ -35,14 +35,17 @@ class SingleFormat(Formatter):
         require(len(sample.answers) == 1, f"{self.name} grades 1 answer, got {len(sample.answers)}", "answers")
 
     def build(self, sample: Sample) -> tuple[str, VerdictSpec]:
+        scale = judgelm_scale(sample, self.name)
+        rubric = judgelm_rubric(sample, scale)
         if sample.gold is None:
-            text = judgelm_prompt(sample.question, sample.answers, None, instruction(1))
-            return text, VerdictSpec(n_scores=1)
+            text = judgelm_prompt(sample.question, sample.answers, None, instruction(1, scale=scale, rubric=rubric))
+            return text, score_spec(1, scale)
+        forced = (scale.top,)  # "10" on the default scale: the gold answer's forced score
         text = judgelm_prompt(
             sample.question,
             (sample.gold, sample.answers[0]),
             sample.reference,
-            instruction(2),
-            forced=(FORCED_GOLD_SCORE,),
+            instruction(2, scale=scale, rubric=rubric),
+            forced=forced,
         )
-        return text, VerdictSpec(n_scores=2, forced=(FORCED_GOLD_SCORE,))
+        return text, score_spec(2, scale, forced)

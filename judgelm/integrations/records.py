@@ -25,7 +25,7 @@ def check_sample(sample: Sample, mode: str | None = None) -> None:
     name = mode or infer_mode(sample)
     try:
         fmt = get_format(name)
-        fmt.validate(fmt.prepare(sample))
+        fmt.render(sample)  # shape, rubric and scale: everything a prompt needs
     except InvalidSampleError:
         raise
     except JudgeLMError as e:  # unknown format name, ...

@@ -10,6 +10,9 @@ Three guards live here:
   loses id 29871). JudgeLM was trained with the legacy SentencePiece behaviour, so such a tokenizer
   is rebuilt with the legacy normalizer (``Prepend("▁")``, ``Replace(" ", "▁")``, no
   pre-tokenizer), which reproduces the original ids.
+- The BOS a prompt starts with is the one the tokenizer's config declares (`match_declared_bos`):
+  PandaLM-7B declares ``</s>`` (id 2), and transformers 4.x's slow LlamaTokenizer — what PandaLM
+  was trained and run with — prepended it; a ``tokenizer.json`` post-processor hard-codes ``<s>``.
 - Truncation never cuts the instruction or the ``### Response:`` ending: it shortens the
   candidate texts (longest first) and records what it did.
 """
@@ -39,6 +42,7 @@ __all__ = [
     "encode",
     "fit_prompt",
     "load_tokenizer",
+    "match_declared_bos",
     "repair_legacy_llama",
     "tokenizer_from_source",
 ]
@@ -75,6 +79,28 @@ def repair_legacy_llama(tokenizer: Any) -> Any:
     return repaired
 
 
+def match_declared_bos(tokenizer: Any) -> Any:
+    """Make the tokenizer prepend its declared ``bos_token`` where its post-processor prepends
+    another special token (see the module docstring); other tokenizers are returned unchanged."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    bos, bos_id = getattr(tokenizer, "bos_token", None), getattr(tokenizer, "bos_token_id", None)
+    if backend is None or bos is None or bos_id is None:
+        return tokenizer
+    ids = tokenizer("a", add_special_tokens=True)["input_ids"]
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    added = getattr(tokenizer, "added_tokens_decoder", {})
+    special_first = ids[0] in added and getattr(added[ids[0]], "special", False)
+    if ids[1:] != plain or len(ids) != len(plain) + 1 or ids[0] == bos_id or not special_first:
+        return tokenizer
+    from tokenizers import processors
+
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, bos_id)]
+    )
+    log.info("%s prepends its declared BOS %r (id %d)", type(tokenizer).__name__, bos, bos_id)
+    return tokenizer
+
+
 def _sentencepiece_only(source: Source, revision: str | None) -> Path | None:
     """The folder holding the checkpoint's ``tokenizer.model`` when it has no ``tokenizer.json``
     (for a hub repo: its snapshot in the local cache, with the tokenizer's json files)."""
@@ -96,9 +122,9 @@ def tokenizer_from_source(source: Source, *, trust_remote_code: bool = False, re
             gguf = hub_file(source, source.gguf_file, revision)
             tok = gguf_sentencepiece_tokenizer(gguf, name_or_path=source.path) if gguf is not None else None
             if tok is not None:
-                return tok
+                return match_declared_bos(tok)
         elif (folder := _sentencepiece_only(source, revision)) is not None:
-            return sentencepiece_tokenizer(folder, name_or_path=source.path)
+            return match_declared_bos(sentencepiece_tokenizer(folder, name_or_path=source.path))
     except UnsupportedSentencePiece as e:
         log.info("%s: %s; using transformers' SentencePiece reader", source.path, e)
         unsupported = f" (judgelm reads LLaMA-style SentencePiece itself, not a {e}; transformers needs sentencepiece)"
@@ -114,7 +140,7 @@ def tokenizer_from_source(source: Source, *, trust_remote_code: bool = False, re
     except Exception as e:  # transformers raises many types here; keep the cause
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelLoadError(f"could not load the tokenizer of {source.path!r}: {first_line}{unsupported}") from e
-    return repair_legacy_llama(tok)
+    return match_declared_bos(repair_legacy_llama(tok))
 
 
 def load_tokenizer(

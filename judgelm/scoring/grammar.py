@@ -35,16 +35,25 @@ MAX_JOINT_LINES = 400  # "auto" scores jointly up to this many lines (V^N), gree
 
 
 def line_text(spec: VerdictSpec, values: Sequence[str], *, complete: bool = True) -> str:
-    """The text the judge writes after the prompt for these free-slot values.
+    """The text the judge writes after the prompt for these free-slot values (one label for a
+    choice grammar). A ``terminator`` of ``None`` (the end of the text) adds no text: the trie
+    appends the EOS token.
 
     ``complete=False`` (greedy rounds) ends with the separator that closes the last value instead
     of the terminator, unless the last value is the last slot."""
-    lead = spec.separator if spec.forced else ""
+    lead = spec.separator if spec.forced else spec.lead
     body = lead + spec.separator.join(values)
-    last_slot = len(values) == spec.n_graded
+    last_slot = len(values) == spec.n_written
     if complete or last_slot:
-        return body + (spec.terminator if last_slot else spec.separator)
+        return body + ((spec.terminator or "") if last_slot else spec.separator)
     return body + spec.separator
+
+
+def _eos_id(tokenizer: Any) -> int:
+    eos = getattr(tokenizer, "eos_token_id", None)
+    if not isinstance(eos, int):
+        raise ScoringError("this verdict grammar ends at the end of the text, and the tokenizer has no EOS token")
+    return eos
 
 
 @dataclass(frozen=True)
@@ -138,12 +147,16 @@ def _cached_tree(
 ) -> TokenTree:
     tokenizer = tokenizer_ref.obj
     if strategy == "joint":
-        combos = list(itertools.product(spec.score_values, repeat=spec.n_graded))
+        combos = list(itertools.product(spec.score_values, repeat=spec.n_written))
         texts = [line_text(spec, c) for c in combos]
     else:  # one greedy round: slot len(prefix), given the chosen earlier values
         combos = [(*prefix, v) for v in spec.score_values]
         texts = [line_text(spec, c, complete=False) for c in combos]
-    return _build_trie(_tokenize_lines(tokenizer, anchor, texts), combos)
+    sequences = _tokenize_lines(tokenizer, anchor, texts)
+    if spec.terminator is None and len(combos[0]) == spec.n_written:  # complete lines end the text
+        eos = _eos_id(tokenizer)
+        sequences = [(*seq, eos) for seq in sequences]
+    return _build_trie(sequences, combos)
 
 
 class _Ref:
@@ -160,6 +173,8 @@ class _Ref:
 
 
 def resolve_strategy(spec: VerdictSpec, strategy: SlotStrategy) -> Literal["joint", "greedy"]:
+    if spec.is_choice:  # one written label: its lines are the joint
+        return "joint"
     if strategy != "auto":
         return strategy
     return "joint" if len(spec.score_values) ** spec.n_graded <= MAX_JOINT_LINES else "greedy"

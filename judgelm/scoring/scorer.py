@@ -86,13 +86,12 @@ def _line_logprobs(tree: TokenTree, cand_lp: Tensor) -> Tensor:
 
 def _advance(row: _Row, tree: TokenTree, cand_lp: Tensor) -> None:
     spec = row.prompt.prompt.spec
-    values = tuple(float(v) for v in spec.score_values)
+    values = spec.values
     lines = _line_logprobs(tree, cand_lp)  # [lines] float64
     log_mass = torch.logsumexp(lines, 0)
     probs = torch.exp(lines - log_mass) if math.isfinite(float(log_mass)) else torch.full_like(lines, 1 / len(lines))
-    index = {v: i for i, v in enumerate(spec.score_values)}
     if row.strategy == "joint":
-        idx = [tuple(index[v] for v in vals) for vals in tree.line_values]
+        idx = [spec.slot_values(vals) for vals in tree.line_values]  # per graded slot: index into values
         slots = []
         for k in range(spec.n_graded):
             marg = [0.0] * len(values)

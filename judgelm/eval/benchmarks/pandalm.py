@@ -2,9 +2,11 @@
 
 Conversion:
 
-- question: ``instruction`` alone when ``input`` is missing, ``null``, ``NaN`` (the file has NaN
-  literals) or blank; otherwise ``instruction + "\\n" + input`` (the Alpaca convention the
-  set's instructions were written for). Answers: ``response1``, ``response2``. No reference.
+- question: ``instruction``; ``input`` becomes `Sample.input` unless it is missing, ``null``,
+  ``NaN`` (some copies of the file have NaN literals) or blank. The ``pandalm`` format shows it
+  as ``### Input``; JudgeLM formats read ``instruction + "\\n" + input`` (the Alpaca convention
+  the set's instructions were written for, `pandalm_question`). Answers: ``response1``,
+  ``response2``. No reference. ``mode`` (default ``pairwise``) is the samples' format.
 - truth: the majority vote of ``annotator1..3`` (0 tie, 1 first better, 2 second better) mapped to
   labels 0, 1, -1. With no majority (three different votes, or two that disagree when one is
   missing) ``no_majority="tie"`` (the default) makes the item a tie — the annotators did not agree
@@ -72,6 +74,7 @@ def load_pandalm(
     *,
     no_majority: Literal["tie", "drop"] = "tie",
     limit: int | None = None,
+    mode: str = "pairwise",
 ) -> Benchmark:
     """Read the PandaLM test set (see the module docstring for the conversion)."""
     if no_majority not in ("tie", "drop"):
@@ -90,12 +93,16 @@ def load_pandalm(
                 if not isinstance(obj.get(f), str):
                     raise InvalidSampleError("must be a string", field=f)
             rid = obj.get("idx", obj.get("id", k))
+            input_ = obj.get("input")
+            if not _blank(input_) and not isinstance(input_, str):
+                raise InvalidSampleError(f"must be a string, got {type(input_).__name__}", field="input")
             sample = Sample(
-                question=pandalm_question(obj["instruction"], obj.get("input")),
+                question=obj["instruction"],
                 answers=(obj["response1"], obj["response2"]),
                 id=str(rid),
-                mode="pairwise",
+                mode=mode,
                 meta={"source": "pandalm"},
+                input=None if _blank(input_) else input_,
             )
             votes = [obj.get(f"annotator{a}") for a in (1, 2, 3)]
             label = majority_label(votes)
