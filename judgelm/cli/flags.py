@@ -6,6 +6,7 @@ how verdicts are read (``--scoring``, ``--official-parser``) and the judging opt
 from __future__ import annotations
 
 import argparse
+import os
 from typing import TYPE_CHECKING, Any
 
 from judgelm.options import SCORINGS, TRUNCATIONS, JudgeOptions
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     from judgelm.judge import Judge
 
 __all__ = [
+    "add_endpoint_flags",
     "add_judging_flags",
     "add_mode_flag",
     "add_model_flags",
@@ -36,6 +38,15 @@ def add_model_flags(p: Parser, *, device: bool = True) -> None:
         p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
         p.add_argument("--dtype", help="bf16, fp16, fp32 (default: bf16 on GPU, fp32 on CPU)")
     add_trust_remote_code_flag(p)
+
+
+def add_endpoint_flags(p: Parser) -> None:
+    """``--endpoint URL`` (a judge served by any OpenAI-compatible server, `Judge.from_endpoint`;
+    ``--model`` then names the served model) and ``--endpoint-api-key`` (default $OPENAI_API_KEY)."""
+    p.add_argument(
+        "--endpoint", metavar="URL", help="judge through an OpenAI-compatible server at URL (--model: its name)"
+    )
+    p.add_argument("--endpoint-api-key", help="the endpoint's API key (default: $OPENAI_API_KEY if set)")
 
 
 def add_trust_remote_code_flag(p: Parser) -> None:
@@ -110,7 +121,15 @@ def load_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load_judge(args: argparse.Namespace, **extra: Any) -> Judge:
-    """The judge `add_model_flags` names."""
+    """The judge `add_model_flags` names (through ``--endpoint`` when `add_endpoint_flags` gave one)."""
     from judgelm.judge import Judge
 
+    if getattr(args, "endpoint", None):
+        from_endpoint = getattr(Judge, "from_endpoint", None)
+        if from_endpoint is None:
+            from judgelm.errors import JudgeLMError
+
+            raise JudgeLMError("--endpoint needs Judge.from_endpoint, which this version of judgelm does not have")
+        api_key = args.endpoint_api_key or os.environ.get("OPENAI_API_KEY") or None
+        return from_endpoint(args.endpoint, args.model, api_key=api_key, **extra)
     return Judge.from_pretrained(args.model, **load_kwargs(args), **extra)

@@ -14,10 +14,10 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from judgelm.options import JudgeOptions
 from judgelm.serve.metrics import ServerMetrics
@@ -26,6 +26,8 @@ from judgelm.types import Sample, Verdict
 __all__ = ["MicroBatcher", "Overloaded", "ShuttingDown"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class Overloaded(Exception):
@@ -73,6 +75,7 @@ class MicroBatcher:
         self.metrics = metrics or ServerMetrics()
         self._pending: deque[_Pending] = deque()
         self._queued_samples = 0
+        self._exclusive = 0  # `call`s waiting or running
         self._wake: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
         self._closing = False
@@ -114,7 +117,7 @@ class MicroBatcher:
         n = len(samples)
         if n == 0:
             return []
-        if self._queued_samples + n > self.max_queue:
+        if self._queued_samples + self._exclusive + n > self.max_queue:
             self.metrics.rejected.inc(reason="overload")
             raise Overloaded(self._retry_after())
         item = _Pending(tuple(samples), options, asyncio.get_running_loop().create_future())
@@ -123,6 +126,22 @@ class MicroBatcher:
         self._update_gauges()
         self._wake.set()
         return await item.future
+
+    async def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` (a model call that cannot share a batch: a streamed explanation, a follow-up
+        chat) on the model thread, between batches, never overlapping another model call. It
+        counts as one sample against ``max_queue`` while it waits and runs."""
+        if self._closing or self._worker is None:
+            self.metrics.rejected.inc(reason="shutdown")
+            raise ShuttingDown("the judge server is shutting down")
+        if self._queued_samples + self._exclusive + 1 > self.max_queue:
+            self.metrics.rejected.inc(reason="overload")
+            raise Overloaded(self._retry_after())
+        self._exclusive += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        finally:
+            self._exclusive -= 1
 
     def _retry_after(self) -> int:
         batches_ahead = math.ceil(self._queued_samples / self.max_batch_size)
