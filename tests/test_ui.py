@@ -334,3 +334,16 @@ def test_ui_command_serves_a_saved_model_until_sigterm(tiny_model_dir):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_what_the_page_keeps_is_bounded_in_count_and_bytes():
+    from judgelm.ui.app import _Bounded
+
+    kept = _Bounded(max_items=3, max_bytes=100)
+    for k in range(4):
+        kept.put(f"c{k}", k, 10)
+    assert [kept.get(f"c{k}") for k in range(4)] == [None, 1, 2, 3]  # the oldest went first
+    kept.put("big", "image", 95)
+    assert [kept.get(k) for k in ("c1", "c2", "c3", "big")] == [None, None, None, "image"]
+    kept.put("huge", "x", 1000)  # alone over the budget: still kept until the next one comes
+    assert kept.get("huge") == "x" and kept.get("big") is None

@@ -21,7 +21,6 @@ DNS-rebinding pages from reaching it through the user's browser.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 from collections import OrderedDict
@@ -50,8 +49,10 @@ _PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-MAX_CONVERSATIONS = 256  # "ask why" histories kept (oldest dropped first)
-MAX_JOBS = 16  # finished batch jobs kept for download
+# What the page's server keeps in memory, oldest dropped first: "ask why" histories (with their
+# images) and finished batch jobs (their results file), each bounded in count and in bytes.
+MAX_CONVERSATIONS, CONVERSATION_BYTES = 256, 128 << 20
+MAX_JOBS, JOB_BYTES = 16, 256 << 20
 
 
 class _LoopbackHostOnly:
@@ -73,18 +74,26 @@ class _LoopbackHostOnly:
         await self.app(scope, receive, send)
 
 
-class _Bounded(OrderedDict[str, Any]):
-    """A dict that forgets its oldest entries past ``limit``."""
+class _Bounded:
+    """Entries by key that forget the oldest past ``max_items`` entries or ``max_bytes`` in all
+    (the newest entry is always kept)."""
 
-    def __init__(self, limit: int):
-        super().__init__()
-        self.limit = limit
+    def __init__(self, max_items: int, max_bytes: int):
+        self.max_items, self.max_bytes = max_items, max_bytes
+        self._entries: OrderedDict[str, tuple[Any, int]] = OrderedDict()
+        self._bytes = 0
 
-    def put(self, key: str, value: Any) -> None:
-        self[key] = value
-        self.move_to_end(key)
-        while len(self) > self.limit:
-            self.popitem(last=False)
+    def put(self, key: str, value: Any, size: int) -> None:
+        if key in self._entries:
+            self._bytes -= self._entries.pop(key)[1]
+        self._entries[key] = (value, size)
+        self._bytes += size
+        while len(self._entries) > 1 and (len(self._entries) > self.max_items or self._bytes > self.max_bytes):
+            self._bytes -= self._entries.popitem(last=False)[1][1]
+
+    def get(self, key: str) -> Any:
+        entry = self._entries.get(key)
+        return None if entry is None else entry[0]
 
 
 def _static(name: str) -> bytes:
@@ -125,8 +134,8 @@ def create_ui_app(judge: Any, config: ServeConfig | None = None, *, loopback: bo
     app = create_app(judge, config)
     batcher, endpoint = app.state.batcher, app.state.endpoint
     model = str(getattr(judge, "name", type(judge).__name__))
-    conversations = _Bounded(MAX_CONVERSATIONS)  # id -> (Verdict | Discussion, images)
-    jobs = _Bounded(MAX_JOBS)  # id -> BatchJob
+    conversations = _Bounded(MAX_CONVERSATIONS, CONVERSATION_BYTES)  # id -> (Verdict | Discussion, images)
+    jobs = _Bounded(MAX_JOBS, JOB_BYTES)  # id -> BatchJob
     page, assets = _static("index.html"), {name: _static(name) for name in _STATIC}
 
     def stream(source: AsyncIterator[dict[str, Any]]) -> Any:
@@ -184,7 +193,8 @@ def create_ui_app(judge: Any, config: ServeConfig | None = None, *, loopback: bo
                 if isinstance(item, tuple):
                     verdict = item[1]
                     conversation = secrets.token_urlsafe(12)
-                    conversations.put(conversation, (verdict, form.sample.images))
+                    size = len(verdict.prompt or "") + sum(len(i) for i in form.sample.images)
+                    conversations.put(conversation, (verdict, form.sample.images), size)
                     most_likely = [d.mode for d in verdict.distributions] if verdict.distributions else None
                     yield {
                         "event": "verdict",
@@ -203,9 +213,10 @@ def create_ui_app(judge: Any, config: ServeConfig | None = None, *, loopback: bo
         conversation, message, tokens = parse_discuss_form(
             await _form(request, config.max_body_bytes), config.max_new_tokens_limit
         )
-        if conversation not in conversations:
-            raise _HTTPError(404, f"unknown conversation (the page keeps the last {MAX_CONVERSATIONS}): judge again")
-        about, images = conversations[conversation]
+        kept = conversations.get(conversation)
+        if kept is None:
+            raise _HTTPError(404, "unknown conversation (the page keeps the latest ones only): judge again")
+        about, images = kept
 
         def run(emit: Callable[[dict[str, Any]], None]) -> Any:
             text = TokenText(judge.tokenizer)
@@ -220,7 +231,9 @@ def create_ui_app(judge: Any, config: ServeConfig | None = None, *, loopback: bo
             async for item in streamed(run):
                 if isinstance(item, tuple):
                     discussion = item[1]
-                    conversations.put(conversation, (discussion, ()))  # a Discussion keeps its images
+                    size = len(discussion.context) + sum(len(t.content) for t in discussion.turns)
+                    size += sum(len(i) for i in discussion.images)
+                    conversations.put(conversation, (discussion, ()), size)  # a Discussion keeps its images
                     yield {"event": "reply", "text": discussion.reply, "turns": len(discussion.turns)}
                 else:
                     yield item
@@ -245,7 +258,7 @@ def create_ui_app(judge: Any, config: ServeConfig | None = None, *, loopback: bo
             )
             async for item in run:
                 if isinstance(item, BatchJob):
-                    jobs.put(job_id, item)
+                    jobs.put(job_id, item, len(item.results) + len(item.report or ""))
                     yield {"event": "done", "job": job_id, "name": item.name, "report": item.report}
                 else:
                     yield item
@@ -262,8 +275,7 @@ def create_ui_app(judge: Any, config: ServeConfig | None = None, *, loopback: bo
         if kind == "report.md":
             body, media, filename = job.report.encode("utf-8"), "text/markdown; charset=utf-8", f"{stem}.report.md"
         else:
-            lines = (json.dumps(r, ensure_ascii=False) + "\n" for r in job.results)  # as `judgelm judge -o`
-            body, media, filename = "".join(lines).encode("utf-8"), NDJSON, f"{stem}.judged.jsonl"
+            body, media, filename = job.results, NDJSON, f"{stem}.judged.jsonl"
         headers = {"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"}
         return Response(body, media_type=media, headers=headers)
 

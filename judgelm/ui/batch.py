@@ -5,6 +5,7 @@ file ``judgelm judge -o`` would write, and the ``judgelm eval`` report when reco
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -31,11 +32,12 @@ TRUTH_FIELDS = ("label", "text", "score", "label_w_reference", "text_w_reference
 
 @dataclass(frozen=True)
 class BatchJob:
-    """A finished batch: its output lines (input order) and report, kept for download."""
+    """A finished batch, kept for download: its results file (the lines ``judgelm judge -o``
+    writes, in input order) and its report."""
 
     id: str
     name: str
-    results: tuple[dict[str, Any], ...]
+    results: bytes
     report: str | None
 
 
@@ -132,6 +134,7 @@ async def run_batch(
         done += len(part)
         yield {"event": "rows", "done": done, "total": len(records), "rows": [_row(r, verdicts[r.line]) for r in part]}
     judged = [(r, verdicts.get(r.line)) for r in records]
-    results = tuple(error_record(r) if v is None else output_record(r, v, model=model) for r, v in judged)
+    lines = (error_record(r) if v is None else output_record(r, v, model=model) for r, v in judged)
+    results = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode("utf-8")
     report = eval_report(judged, swap=options.swap, title=f"judgelm eval: {_safe_name(name)} judged by {model}")
     yield BatchJob(job_id, _safe_name(name), results, report)
