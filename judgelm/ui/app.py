@@ -153,8 +153,6 @@ def create_ui_app(judge: Any, config: ServeConfig | None = None, *, loopback: bo
 
     @endpoint("ui_info")
     async def info(request: Any) -> Any:
-        from judgelm.formats.image import MAX_IMAGES
-
         calibration = judge.calibration
         caps = judge.engine.capabilities
         return _json_response(
@@ -164,19 +162,15 @@ def create_ui_app(judge: Any, config: ServeConfig | None = None, *, loopback: bo
                 "logits": caps.logits,
                 "images": caps.images,
                 "calibration": None if calibration.is_identity else calibration.to_dict(),
-                "max_body_bytes": config.max_body_bytes,
                 "max_new_tokens": config.max_new_tokens_limit,
-                "max_images": MAX_IMAGES,
                 "abstain_threshold": getattr(judge, "abstain_threshold", None),
             }
         )
 
-    def streamed(fn: Callable[[Callable[[dict[str, Any]], None]], Any]) -> AsyncIterator[Any]:
-        return stream_call(batcher.call, fn)
-
     @endpoint("ui_judge")
     async def judge_sample(request: Any) -> Any:
-        form = parse_judge_form(await _form(request, config.max_body_bytes), config)
+        body = await _form(request, config.max_body_bytes)
+        form = await asyncio.to_thread(parse_judge_form, body, config)  # decodes images: off the event loop
 
         def run(emit: Callable[[dict[str, Any]], None]) -> Any:
             texts: dict[int, TokenText] = {}
@@ -189,7 +183,7 @@ def create_ui_app(judge: Any, config: ServeConfig | None = None, *, loopback: bo
             return judge.judge([form.sample], form.options, on_token=on_token)[0]
 
         async def events() -> AsyncIterator[dict[str, Any]]:
-            async for item in streamed(run):
+            async for item in stream_call(batcher.call, run):
                 if isinstance(item, tuple):
                     verdict = item[1]
                     conversation = secrets.token_urlsafe(12)
@@ -228,7 +222,7 @@ def create_ui_app(judge: Any, config: ServeConfig | None = None, *, loopback: bo
             return judge.discuss(about, message, max_new_tokens=tokens, images=images, on_token=on_token)
 
         async def events() -> AsyncIterator[dict[str, Any]]:
-            async for item in streamed(run):
+            async for item in stream_call(batcher.call, run):
                 if isinstance(item, tuple):
                     discussion = item[1]
                     size = len(discussion.context) + sum(len(t.content) for t in discussion.turns)
