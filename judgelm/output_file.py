@@ -125,7 +125,7 @@ class ResultWriter:
             obj = None
         stamp = obj.get(STAMP_FIELD) if isinstance(obj, dict) else None
         if not isinstance(stamp, dict) or not isinstance(obj, dict) or "id" not in obj:
-            raise JobError(f"{self.path}:{n}: not a judgelm output line (no {STAMP_FIELD!r}); {_START_OVER}")
+            raise JobError(f"{self.path}:{n}: not judgelm output (no {STAMP_FIELD!r} field); {_START_OVER}")
         job = {k: v for k, v in stamp.items() if k != "record"}
         if job != self._stamp:
             raise JobError(

@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args._run(args) or EXIT_OK)
     except JudgeLMError as e:
-        print(f"judgelm: error: {e}", file=sys.stderr)
+        print(f"judgelm: error: {' '.join(str(e).split())}", file=sys.stderr)  # one line, whatever it quotes
         return EXIT_CANNOT_RUN
     except OSError as e:  # a file the command needs (a missing input, a full disk, ...): one line
         where = f"{e.filename}: " if e.filename else ""
