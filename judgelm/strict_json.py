@@ -94,9 +94,8 @@ def parse(data: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
     except _TooManyDigits as e:
         raise InvalidSampleError(f"{e}; write it as a string") from None
     except json.JSONDecodeError as e:
-        raise InvalidSampleError(
-            f"not valid JSON ({e.msg.removesuffix(' at')} at column {e.colno}); fix or remove the line"
-        ) from None
+        where = f"line {e.lineno} column {e.colno}" if e.lineno > 1 else f"column {e.colno}"
+        raise InvalidSampleError(f"not valid JSON ({e.msg.removesuffix(' at')} at {where}); fix its syntax") from None
     except (ValueError, RecursionError) as e:  # a limit the scan above did not foresee: still this record's
         raise InvalidSampleError(f"not readable as JSON ({e})") from None
 
