@@ -151,6 +151,75 @@ LINE = st.sampled_from(sorted(KINDS)).flatmap(
 )
 
 
+# ---- server requests ---------------------------------------------------------------------------
+
+OPTIONS = st.none() | st.fixed_dictionaries(
+    {},
+    optional={
+        "swap": st.booleans() | st.integers(),
+        "scoring": st.sampled_from(["auto", "text", "logits", "bogus"]),
+        "max_new_tokens": st.integers(-5, 5000) | st.none(),
+        "mode": st.sampled_from([None, "pairwise", "nope"]),
+        "extra": st.just(1),
+    },
+)
+
+
+NOT_JSON = {"not-json", "invalid-utf8", "big-int", "deep"}  # lines that make the whole body unreadable
+VALID_LINE = st.sampled_from(sorted(k for k, (e, _) in KINDS.items() if e == "verdict" and k != "valid-bom")).flatmap(
+    lambda kind: KINDS[kind][1].map(lambda body: (kind, "verdict", body))
+)
+REWARD = st.fixed_dictionaries(
+    {"query": st.lists(TEXT, min_size=1, max_size=3)},
+    optional={
+        "prompts": st.lists(TEXT | st.none(), max_size=3),
+        "labels": st.lists(TEXT | st.none() | st.integers(), max_size=3),
+    },
+) | st.dictionaries(st.sampled_from(["query", "prompts", "labels"]), JSON_VALUE)
+
+
+@st.composite
+def judge_request(draw) -> tuple[bytes, list[str] | None]:
+    """A /v1/judge body and the expected outcome of each sample (None: the body itself is odd)."""
+    if draw(st.integers(0, 9)) == 0:
+        return draw(st.binary(max_size=64) | JSON_VALUE.map(lambda v: json.dumps(v).encode())), None
+    lines = VALID_LINE if draw(st.booleans()) else LINE  # half of the requests: valid records only
+    specs = [s for s in draw(st.lists(lines, min_size=1, max_size=4)) if s[1] != "blank"]
+    data, meta = assemble(specs)
+    options = draw(OPTIONS)
+    body = b'{"samples": [' + b", ".join(data.splitlines()) + b"]"
+    if options is not None:
+        body += b', "options": ' + json.dumps(options).encode()
+    if options is not None or any(kind == "valid-bom" for kind, _ in meta):  # a BOM only starts a file
+        return body + b"}", None
+    return body + b"}", [expected if kind not in NOT_JSON else "body" for kind, expected in meta]
+
+
+def _reward_request(body: Any) -> tuple[str, bytes, None]:
+    return "/get_reward", json.dumps(body).encode(), None
+
+
+_JUDGING = judge_request().map(lambda r: ("/v1/judge", *r))
+REQUEST = st.one_of(_JUDGING, _JUDGING, REWARD.map(_reward_request))  # (path, body, expected): 2/3 judge
+
+
+def check_answer(path: str, expected: list[str] | None, status: int, content: bytes) -> None:
+    """A server answer to a `REQUEST`: never 5xx, valid JSON (no bare NaN), an error message on
+    4xx; and for a /v1/judge body whose samples' fate is known: 400 naming the sample, or 200
+    with one result per sample."""
+    assert status < 500, content[:500]
+    answer = json.loads(content, parse_constant=lambda c: _fail(f"bare {c} in the answer"))
+    if status >= 400:
+        assert isinstance(answer["error"]["message"], str)
+    if path == "/v1/judge" and expected:
+        if "body" in expected:  # not JSON within limits: the body as a whole is refused
+            assert status == 400, answer
+        elif "error" in expected:
+            assert status == 400 and answer["error"]["field"].startswith("samples["), answer
+        elif "either" not in expected:
+            assert status == 200 and len(answer["results"]) == len(expected), answer
+
+
 def assemble(specs: list[tuple[str, str, Any]]) -> tuple[bytes, list[tuple[str, str]]]:
     """The file's bytes and, per line, ``(kind, expected)``; a line's own id is ``r<line>``."""
     lines, meta = [], []
