@@ -19,8 +19,8 @@ EXIT_CODES_HELP = """exit codes:
   0    every record judged (a verdict or an abstention)
   2    the job could not run: bad arguments, an unreadable input, an output file that is not this
        job's (nothing was judged; the message says what to do)
-  3    the job ran to the end, but some records could not be judged: each is an error line
-       (file:line, id, field) on stderr and in the output
+  3    (judge, prompts) the job ran to the end, but some records could not be judged: each
+       is an error line (file:line, id, field) on stderr and in the output
   130  interrupted: re-run the same command to resume
   1    an internal error (a judgelm bug; please report it with its traceback)"""
 
