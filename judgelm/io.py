@@ -248,7 +248,7 @@ def _read_record(text: bytes, n: int, where: str, keys: dict[str, int], mode: st
         key = _claim(keys, rid or f"line-{n}", n)
         return Record(n, key, None, error=err.at(where, rid), digest=digest, source=where, id=rid)
     key = _claim(keys, rid or f"line-{n}", n)
-    sample = sample if sample.id is not None else sample.replace(id=key)
+    sample = sample if sample.id else sample.replace(id=key)
     return Record(n, key, raw, sample=sample, digest=digest, source=where, id=rid)
 
 

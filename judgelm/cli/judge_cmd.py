@@ -86,19 +86,25 @@ def job_stamp(args: argparse.Namespace) -> JobStamp:
 
 
 def _judge_alone(judge: Any, samples: list[Sample], options: Any) -> list[Verdict | InvalidSampleError]:
-    """`Judge.judge` on a batch; if the call raises, each sample alone, so one sample that breaks
-    the judge (a bug) becomes that record's error line instead of stopping the job."""
+    """`Judge.judge` on a batch; if the call raises, each sample alone, so a sample that breaks the
+    judge (a bug) becomes its record's error line instead of stopping the job at the same record on
+    every re-run. When every sample fails alone, the judge itself is failing (a device error, ...):
+    that stops the job (a re-run resumes) rather than writing an error line for each record."""
     try:
         return list(judge.judge(samples, options))
     except Exception:
         if len(samples) == 1:
             raise
     out: list[Verdict | InvalidSampleError] = []
+    failure: Exception | None = None
     for sample in samples:
         try:
             out.extend(judge.judge([sample], options))
         except Exception as e:
+            failure = e
             out.append(InvalidSampleError(f"judging failed ({type(e).__name__}: {e}); a judgelm bug, please report it"))
+    if failure is not None and all(isinstance(v, InvalidSampleError) for v in out):
+        raise failure
     return out
 
 

@@ -35,9 +35,9 @@ def run(args: argparse.Namespace) -> int:
     from judgelm.io import read_samples
     from judgelm.modalities.text import encode, load_tokenizer
 
-    if args.output and os.path.exists(args.output) and os.path.exists(args.input):
-        if os.path.samefile(args.output, args.input):
-            raise JobError(f"{args.output}: is the input file; write the prompts to another file")
+    same = args.output and os.path.exists(args.output) and os.path.exists(args.input)
+    if same and os.path.samefile(args.output, args.input):
+        raise JobError(f"{args.output}: is the input file; write the prompts to another file")
     records = read_samples(args.input, mode=args.mode)
     tok = load_tokenizer(args.tokenizer) if args.tokenizer else None
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115

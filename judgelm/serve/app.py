@@ -129,6 +129,15 @@ async def _read_json(request: Any, limit: int, timeout_s: float | None = None) -
         raise (e if e.field else InvalidSampleError(f"the body: {e.detail}")) from None
 
 
+def _check_options(judge: Any, options: Any) -> None:
+    """Refuse (400, before the queue) options this judge cannot honour."""
+    capabilities = getattr(getattr(judge, "engine", None), "capabilities", None)
+    if options.scoring == "logits" and capabilities is not None and not capabilities.logits:
+        raise InvalidSampleError(
+            "this judge cannot read logits (its engine writes text); use 'text' or 'auto'", field="options.scoring"
+        )
+
+
 def create_app(judge: Any, config: ServeConfig | None = None, *, metrics: ServerMetrics | None = None) -> Any:
     """An ASGI app serving ``judge`` (any object with the `Judge.judge` signature).
 
@@ -214,6 +223,7 @@ def create_app(judge: Any, config: ServeConfig | None = None, *, metrics: Server
     @endpoint("judge")
     async def judge_endpoint(request: Any) -> Any:
         parsed = parse_judge_request(await _read_json(request, config.max_body_bytes, config.body_timeout_s), config)
+        _check_options(judge, parsed.options)
         verdicts = await batcher.submit([r.sample for r in parsed.records], parsed.options)  # type: ignore[misc]
         results = [output_record(r, v, model=model_name) for r, v in zip(parsed.records, verdicts, strict=True)]
         return _json_response({"model": model_name, "results": results})
