@@ -6,13 +6,14 @@ Reading (`loads`): one JSON document from bytes or text, refused with an `Invali
 - is not UTF-8 (the position of the first bad byte is named);
 - nests deeper than ``max_depth`` (checked on the text *before* parsing, so the parser's
   recursion can never blow up);
-- holds an integer of more than ``max_int_digits`` digits (Python's own int-str limit is
+- holds an integer of more than `MAX_INT_DIGITS` digits (Python's own int-str limit is
   process-wide and may be off; this one is not);
 - holds a lone surrogate (``"\\ud800"``): text UTF-8 cannot represent, which would fail when the
   record is written back; the error names the field (a JSON path such as
   ``conversations[0][1].content``).
 
-``NaN``, ``Infinity`` and ``-Infinity`` (which Python's ``json.dumps`` writes) are read as floats.
+``NaN``, ``Infinity`` and ``-Infinity`` (which Python's ``json.dumps`` writes) are read as floats;
+control characters inside strings (a bare ``\r``) and a leading byte order mark are read too.
 
 Writing (`dumps`): always valid JSON text: a non-finite float is written as ``null`` (JSON has no
 NaN), and a lone surrogate as its ``\\uXXXX`` escape.

@@ -182,3 +182,14 @@ def test_a_judge_that_breaks_on_one_sample_costs_that_record_only(tmp_path, monk
     assert set(rows) == {"s0", "s1", "s2"} and "verdict" in rows["s0"] and "verdict" in rows["s2"]
     assert "TypeError: a judgelm bug" in rows["s1"]["error"]["message"]
     assert "in.jsonl:2 (id s1): judging failed (TypeError" in capsys.readouterr().err
+
+
+def test_prompts_refuses_to_overwrite_its_input(tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    write(src, [record(0), "{oops"])
+    before = src.read_bytes()
+    assert main(["prompts", str(src), "-o", str(src)]) == EXIT_CANNOT_RUN
+    one_line_error(capsys, "is the input file")
+    assert src.read_bytes() == before
+    assert main(["prompts", str(src), "-o", str(tmp_path / "p.jsonl")]) == EXIT_BAD_RECORDS
+    assert "in.jsonl:2: not valid JSON" in capsys.readouterr().err

@@ -222,3 +222,22 @@ def test_a_slow_body_gets_408():
         data = s.recv(4096)
         assert data.startswith(b"HTTP/1.1 408"), data[:200]
         s.close()
+
+
+def test_serve_flags_set_the_connection_limits():
+    import argparse
+
+    from judgelm.cli.serve_cmd import _add_arguments, build_config
+
+    p = argparse.ArgumentParser()
+    _add_arguments(p)
+    argv = ["--max-connections", "64", "--header-timeout", "3", "--keep-alive-timeout", "2", "--body-timeout", "9"]
+    config = build_config(p.parse_args(argv))
+    assert (config.max_connections, config.header_timeout_s, config.keep_alive_s, config.body_timeout_s) == (
+        64,
+        3,
+        2,
+        9,
+    )
+    with pytest.raises(ValueError, match="header_timeout_s"):
+        ServeConfig(header_timeout_s=0)

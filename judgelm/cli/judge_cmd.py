@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from judgelm.cli import EXIT_BAD_RECORDS, EXIT_CODES_HELP, EXIT_OK
-from judgelm.cli.flags import add_judging_flags, add_model_flags, judge_options, load_judge
+from judgelm.cli.flags import add_judging_flags, add_model_flags, job_stamp, judge_options, load_judge
 from judgelm.errors import InvalidSampleError
-from judgelm.io import JobStamp, Record, ResultWriter, error_record, output_record
+from judgelm.io import Record, ResultWriter, error_record, output_record
 from judgelm.types import Sample, Verdict
 
 
@@ -70,19 +70,6 @@ def _check(rec: Record, no_reference: bool = False) -> Record:
     except InvalidSampleError as e:
         return replace(rec, sample=None, error=rec.locate(e))
     return replace(rec, sample=sample)
-
-
-def job_stamp(args: argparse.Namespace) -> JobStamp:
-    """What ``-o`` belongs to: the judge and every flag that changes verdicts."""
-    model = args.model
-    if model and Path(model).exists():
-        model = str(Path(model).resolve())
-    options: dict[str, Any] = {**judge_options(args).to_dict(), "truncation": args.truncation}
-    if args.no_reference:
-        options["no_reference"] = True
-    if args.abstain_threshold is not None:
-        options["abstain_threshold"] = args.abstain_threshold
-    return JobStamp(judge=model or "demo", options=options)
 
 
 def _judge_alone(judge: Any, samples: list[Sample], options: Any) -> list[Verdict | InvalidSampleError]:

@@ -394,8 +394,7 @@ def judge_file(
 def run_judge_command(args: argparse.Namespace) -> int:
     """``judgelm judge IN -o OUT --engine ray [--num-actors N]`` (the judge command's arguments)."""
     from judgelm.cli import EXIT_BAD_RECORDS, EXIT_OK
-    from judgelm.cli.flags import judge_options, load_kwargs
-    from judgelm.cli.judge_cmd import job_stamp
+    from judgelm.cli.flags import job_stamp, judge_options, load_kwargs
 
     if not args.output:
         raise JudgeLMError("--engine ray writes results as they finish: give -o OUT.jsonl")
