@@ -8,7 +8,9 @@
      ├── PromptTooLongError       a prompt cannot fit the model's context under the chosen policy
      ├── ModelLoadError           weights or tokenizer could not be loaded safely
      ├── MissingDependencyError   an optional extra is needed (the message names `pip install ...`)
-     └── ScoringError             the verdict grammar cannot be built for this tokenizer
+     ├── ScoringError             the verdict grammar cannot be built for this tokenizer
+     └── JobError                 a batch job cannot run as asked (its input cannot be read, its
+                                  output file belongs to something else); nothing was judged
 
 Judging never raises for a bad *output* of the model: an unreadable verdict is a `Verdict` with
 ``abstained=True`` and a ``reason``. Errors are for bad *inputs* and bad *setups*.
@@ -16,9 +18,12 @@ Judging never raises for a bad *output* of the model: an unreadable verdict is a
 
 from __future__ import annotations
 
+import copy
+
 __all__ = [
     "FormatError",
     "InvalidSampleError",
+    "JobError",
     "JudgeLMError",
     "MissingDependencyError",
     "ModelLoadError",
@@ -34,20 +39,43 @@ class JudgeLMError(Exception):
 class InvalidSampleError(JudgeLMError, ValueError):
     """A sample or an input record is malformed.
 
-    ``record`` names the record (a sample id, or ``line 12`` of a JSONL file) and ``field`` the
-    offending field, so a batch job can report it and go on with the other records.
+    ``field`` names the offending field, ``record`` the record (its id), and ``source`` where it
+    was read (``in.jsonl:12``), so a batch job can report it and go on with the other records.
+    Every message has one shape: ``in.jsonl:12 (id s3), field 'answers': what is wrong; how to fix``
+    (``record s3, field ...`` when there is no file).
     """
 
-    def __init__(self, message: str, *, field: str | None = None, record: str | None = None):
+    def __init__(self, message: str, *, field: str | None = None, record: str | None = None, source: str | None = None):
         self.field = field
         self.record = record
+        self.source = source
         self.detail = message
-        where = ", ".join(part for part in (record and f"record {record}", field and f"field {field!r}") if part)
-        super().__init__(f"{where}: {message}" if where else message)
+        super().__init__(self._render())
+
+    @property
+    def where(self) -> str | None:
+        """The record's location: ``in.jsonl:12 (id s3)``, ``in.jsonl:12``, ``record s3`` or None."""
+        if self.source is not None:
+            return self.source + (f" (id {self.record})" if self.record is not None else "")
+        return None if self.record is None else f"record {self.record}"
+
+    def _render(self) -> str:
+        where = ", ".join(part for part in (self.where, self.field and f"field {self.field!r}") if part)
+        return f"{where}: {self.detail}" if where else self.detail
+
+    def _with(self, **changes: str | None) -> InvalidSampleError:
+        new = copy.copy(self)
+        new.__dict__.update(changes)
+        new.args = (new._render(),)
+        return new
 
     def located(self, record: str) -> InvalidSampleError:
-        """The same error, attributed to ``record`` (used when a reader knows the line number)."""
-        return InvalidSampleError(self.detail, field=self.field, record=record)
+        """The same error, attributed to the record ``record`` (an id)."""
+        return self._with(record=record)
+
+    def at(self, source: str, record: str | None = None) -> InvalidSampleError:
+        """The same error, read at ``source`` (``file:line``), of the record with id ``record``."""
+        return self._with(source=source, record=record)
 
 
 class FormatError(JudgeLMError, ValueError):
@@ -74,3 +102,9 @@ class MissingDependencyError(JudgeLMError, ImportError):
 
 class ScoringError(JudgeLMError, ValueError):
     """The verdict grammar cannot be tokenized or scored with this tokenizer/model."""
+
+
+class JobError(JudgeLMError):
+    """A batch job cannot run as asked: the input cannot be read, or the output file is a folder,
+    the input itself, not judgelm output, or the output of another job. The message is one line
+    that says what to do."""

@@ -10,33 +10,43 @@ Input records are read in two dialects, detected per record:
   ``response_B`` (relative), or ``response1`` and ``response2`` (PandaLM); ``reference_answer``,
   ``rubric``, ``input`` as upstream names them.
 
-A bad line becomes a `Record` with an ``error`` naming its line and field; the others go on.
-Output is appended one whole line per ``write`` call (``O_APPEND``), so a killed job leaves at
-worst one torn last line, which `ResultWriter` drops on reopening; ids already written are
-skipped, so re-running the same command resumes.
+Reading is total: every non-blank line (lines end at ``\n`` only) becomes exactly one `Record`,
+a sample or an ``error`` naming the file, line, id and field; the others go on. Text that
+cannot be represented (invalid UTF-8, lone surrogates), nesting and number sizes past the limits
+of `judgelm.strict_json` are errors of their record, never of the job. Every record has a key,
+unique in the file (its id, else ``line-N``), and a digest of its text.
+
+The output side (an append-only JSONL that knows which job it belongs to, so a re-run resumes
+exactly) is `judgelm.output_file`; its names are re-exported here.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
+import logging
 import os
-import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from judgelm.errors import InvalidSampleError
-from judgelm.types import Sample, Verdict
+from judgelm import strict_json
+from judgelm.errors import InvalidSampleError, JobError
+from judgelm.output_file import JobStamp, ResultWriter, error_record, output_record, write_results
+from judgelm.types import Sample, kind_of
 
 __all__ = [
+    "JobStamp",
     "Record",
     "ResultWriter",
+    "error_record",
     "output_record",
     "read_samples",
     "sample_from_record",
     "write_results",
 ]
+
+log = logging.getLogger(__name__)
 
 _NATIVE_FIELDS = (
     "id",
@@ -58,13 +68,23 @@ _UPSTREAM_FIELDS = ("instruction", "reference_answer", *(k for keys in _UPSTREAM
 
 @dataclass(frozen=True)
 class Record:
-    """One input line: its sample, or the error that kept it from becoming one."""
+    """One input line: its sample, or the error that kept it from becoming one.
+
+    ``key`` is unique in its file (the record's id, else ``line-N``); ``digest`` identifies the
+    line's text, so an output file can tell whether it was judged from this very record."""
 
     line: int
     key: str
     raw: Any
     sample: Sample | None = None
     error: InvalidSampleError | None = None
+    digest: str | None = None
+    source: str | None = None  # where it was read: "in.jsonl:12"
+    id: str | None = None  # its own id (None when ``key`` is made up: line-N)
+
+    def locate(self, error: InvalidSampleError) -> InvalidSampleError:
+        """``error`` as this record's: ``in.jsonl:12 (id s3), field ...``."""
+        return error.at(self.source or f"line {self.line}", self.id)
 
 
 def _reference(value: Any) -> str | None:
@@ -98,7 +118,7 @@ def sample_from_record(obj: Any, *, mode: str | None = None, base_dir: Path | No
             question=obj["question_body"],
             answers=_judgelm_answers(obj),
             reference=_reference(obj.get("reference")),
-            id=None if rid is None else str(rid),
+            id=rid,
             mode=mode or obj.get("mode"),
             meta={k: v for k, v in obj.items() if k.endswith("_model_id")},
         )
@@ -109,28 +129,49 @@ def sample_from_record(obj: Any, *, mode: str | None = None, base_dir: Path | No
             "needs 'question' (native), 'question_body' (JudgeLM) or 'instruction' (Prometheus, PandaLM)",
             field="question",
         )
-    answers = obj.get("answers", [])
+    if "answers" not in obj and "conversations" not in obj:
+        raise InvalidSampleError(
+            "missing; give the answers to judge as a list of strings (1 to grade, 2 to compare, 3 or more to rank)",
+            field="answers",
+        )
+    answers = obj.get("answers", ())
     if isinstance(answers, str):
-        raise InvalidSampleError("must be a list of strings, not a string", field="answers")
-    images = obj.get("images") or ()
-    if isinstance(images, str):
-        images = (images,)
-    if base_dir is not None:
-        images = tuple(str(base_dir / p) if isinstance(p, str) and not os.path.isabs(p) else p for p in images)
+        raise InvalidSampleError(
+            'must be a list of strings, not a string; write ["answer 1", "answer 2"]', field="answers"
+        )
     return Sample(
         question=obj.get("question", ""),
         answers=answers,
         reference=_reference(obj.get("reference")),
         gold=obj.get("gold"),
         conversations=obj.get("conversations") or (),
-        images=images,
-        id=None if obj.get("id") is None else str(obj["id"]),
+        images=_image_paths(obj.get("images"), base_dir),
+        id=obj.get("id"),
         mode=mode or obj.get("mode"),
         meta={k: v for k, v in obj.items() if k not in _NATIVE_FIELDS},
         rubric=obj.get("rubric"),
         input=obj.get("input"),
         scale=obj.get("scale"),
     )
+
+
+def _image_paths(value: Any, base_dir: Path | None) -> tuple[str, ...]:
+    """A record's ``images``: one path or a list of paths (relative ones from ``base_dir``)."""
+    if value is None:
+        return ()
+    if not isinstance(value, str | list):
+        raise InvalidSampleError(
+            f'must be a list of image paths, got {kind_of(value)}; write "images": ["picture.png"]', field="images"
+        )
+    paths = [value] if isinstance(value, str) else value
+    for i, p in enumerate(paths):
+        if not isinstance(p, str):
+            raise InvalidSampleError(
+                f"must be an image path (a string), got {kind_of(p)}; give the file's path", field=f"images[{i}]"
+            )
+    if base_dir is None:
+        return tuple(paths)
+    return tuple(p if os.path.isabs(p) or "://" in p else str(base_dir / p) for p in paths)
 
 
 def _upstream_sample(obj: Mapping[str, Any], mode: str | None) -> Sample:
@@ -147,7 +188,7 @@ def _upstream_sample(obj: Mapping[str, Any], mode: str | None) -> Sample:
         question=obj["instruction"],
         answers=answers,
         reference=_reference(obj.get("reference_answer", obj.get("reference"))),
-        id=None if rid is None else str(rid),
+        id=rid,
         mode=mode or obj.get("mode"),
         meta={k: v for k, v in obj.items() if k not in _NATIVE_FIELDS + _UPSTREAM_FIELDS},
         rubric=obj.get("rubric"),
@@ -156,120 +197,85 @@ def _upstream_sample(obj: Mapping[str, Any], mode: str | None) -> Sample:
     )
 
 
+# JSON's whitespace; a line of nothing else is blank (a form feed is not JSON whitespace: an error)
+_JSON_SPACE = b" \t\r"
+
+
 def read_samples(path: str | os.PathLike[str], *, mode: str | None = None) -> Iterator[Record]:
-    """Read a JSONL file of samples; yields one `Record` per non-blank line, errors included.
-
-    Each record's ``key`` is its id (``id``, ``question_id`` or ``idx``), else ``line-N``; a repeated key
-    is an error on the later line."""
+    """Read a JSONL file of samples; yields exactly one `Record` per non-blank line, errors
+    included (see the module docstring). Raises `JobError` only when the file cannot be read."""
     path = Path(path)
-    seen: set[str] = set()
-    with path.open("r", encoding="utf-8") as f:
+    try:
+        f = path.open("rb")
+    except IsADirectoryError:
+        raise JobError(f"{path}: is a folder; give a JSONL file") from None
+    except OSError as e:
+        raise JobError(f"{path}: cannot read it ({e.strerror or e})") from None
+    keys: dict[str, int] = {}  # key -> the line that holds it
+    with f:
+        # binary lines end at b"\n" only: a bare "\r" inside a record never splits it
         for n, line in enumerate(f, start=1):
-            if not line.strip():
+            text = line.strip(_JSON_SPACE + b"\n")
+            if not text:
                 continue
-            where = f"{path.name}:{n}"
-            raw: Any = None
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as e:
-                yield Record(n, f"line-{n}", None, error=InvalidSampleError(f"not valid JSON ({e.msg})", record=where))
-                continue
-            rid = raw.get("id", raw.get("question_id", raw.get("idx"))) if isinstance(raw, Mapping) else None
-            key = f"line-{n}" if rid is None or isinstance(rid, dict | list) else str(rid)
-            try:
-                sample = sample_from_record(raw, mode=mode, base_dir=path.parent)
-                if key in seen:
-                    raise InvalidSampleError(f"duplicate id {key!r}", field="id")
-                seen.add(key)
-                if sample.id is None:
-                    sample = sample.replace(id=key)
-                yield Record(n, key, raw, sample=sample)
-            except InvalidSampleError as e:
-                yield Record(n, key if key not in seen else f"{key}#line-{n}", raw, error=e.located(where))
+            yield _read_record(text, n, f"{path.name}:{n}", keys, mode, path.parent)
 
 
-def output_record(record: Record, verdict: Verdict, *, model: str | None = None) -> dict[str, Any]:
-    """The output line for a judged record: the input record, plus the verdict and the reference
-    code's ``pred_*`` fields (``pred_text`` is the judge's raw text)."""
-    base = dict(record.raw) if isinstance(record.raw, Mapping) else {}
-    base.update(
-        {
-            "id": record.key,
-            "verdict": verdict.to_dict(),
-            "pred_id": record.key,
-            "pred_text": verdict.text,
-            "pred_model_id": model or verdict.provenance.model,
-            "tstamp": time.time(),
-        }
-    )
-    return base
+def _read_record(text: bytes, n: int, where: str, keys: dict[str, int], mode: str | None, base_dir: Path) -> Record:
+    digest = hashlib.sha256(text).hexdigest()[:16]
+    raw: Any = None
+    rid: str | None = None
+    try:
+        raw = strict_json.parse(text)
+        rid = _explicit_id(raw)
+        strict_json.check_text(raw, text)
+        if rid is not None and rid in keys:
+            raise InvalidSampleError(
+                f"duplicate id {rid!r} (line {keys[rid]} has it; a record without an id is keyed line-N); "
+                "give each record its own id",
+                field="id",
+            )
+        sample = sample_from_record(raw, mode=mode, base_dir=base_dir)
+    except InvalidSampleError as e:
+        if raw is not None and strict_json.unencodable_path(raw) is not None:
+            raw = None  # (only JSON within limits is echoed into the output)
+        rid = rid if raw is not None else _id_hint(text)
+        key = _claim(keys, f"{rid}#line-{n}" if rid is not None and rid in keys else rid or f"line-{n}", n)
+        return Record(n, key, raw, error=e.at(where, rid), digest=digest, source=where, id=rid)
+    except Exception as e:  # a judgelm bug must not stop the job either: this record reports it
+        log.debug("reading %s failed", where, exc_info=True)
+        err = InvalidSampleError(f"could not be read ({type(e).__name__}: {e}); a judgelm bug, please report it")
+        key = _claim(keys, rid or f"line-{n}", n)
+        return Record(n, key, None, error=err.at(where, rid), digest=digest, source=where, id=rid)
+    key = _claim(keys, rid or f"line-{n}", n)
+    sample = sample if sample.id else sample.replace(id=key)
+    return Record(n, key, raw, sample=sample, digest=digest, source=where, id=rid)
 
 
-def error_record(record: Record) -> dict[str, Any]:
-    """The output line for a record that could not be judged (it keeps the input)."""
-    err = record.error
-    return {
-        "id": record.key,
-        "line": record.line,
-        "error": {
-            "message": err.detail if err else "unknown",
-            "field": err.field if err else None,
-            "record": err.record if err else None,
-        },
-        "input": record.raw,
-    }
+def _explicit_id(raw: Any) -> str | None:
+    """The record's own id (``id``, ``question_id`` or ``idx``) as text, if it has a usable one."""
+    if not isinstance(raw, Mapping):
+        return None
+    rid = raw.get("id", raw.get("question_id", raw.get("idx")))
+    if isinstance(rid, bool) or not isinstance(rid, str | int | float) or rid == "":
+        return None
+    rid = str(rid)
+    return rid if strict_json.unencodable_path(rid) is None else None
 
 
-class ResultWriter:
-    """Append-only JSONL output that resumes: `done` holds the keys already written."""
-
-    def __init__(self, path: str | os.PathLike[str]):
-        self.path = Path(path)
-        self.done: set[str] = set()
-        self.counts = {"written": 0, "errors": 0}
-        if self.path.exists():
-            self._recover()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-
-    def _recover(self) -> None:
-        data = self.path.read_bytes()
-        keep = data.rfind(b"\n") + 1  # a torn last line (no newline) is dropped
-        if keep < len(data):
-            with self.path.open("r+b") as f:
-                f.truncate(keep)
-        for line in data[:keep].splitlines():
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(obj, dict) and "id" in obj:
-                self.done.add(str(obj["id"]))
-
-    def write(self, obj: Mapping[str, Any]) -> None:
-        line = (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
-        view = memoryview(line)
-        while view:  # one write on an O_APPEND fd (a loop only if the OS writes partially)
-            view = view[os.write(self._fd, view) :]
-        self.done.add(str(obj["id"]))
-        self.counts["errors" if "error" in obj else "written"] += 1
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.fsync(self._fd)
-            os.close(self._fd)
-            self._fd = -1
-
-    def __enter__(self) -> ResultWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+def _id_hint(text: bytes) -> str | None:
+    """For the message of a record that is not valid text: its id, read past the bad bytes."""
+    try:
+        return _explicit_id(strict_json.parse(text.decode("utf-8", "replace").encode("utf-8")))
+    except InvalidSampleError:
+        return None
 
 
-def write_results(path: str | os.PathLike[str], records: Iterable[Record], verdicts: Iterable[Verdict]) -> None:
-    """Write judged records (skipping keys already in the file)."""
-    with ResultWriter(path) as w:
-        for rec, v in zip(records, verdicts, strict=True):
-            if rec.key not in w.done:
-                w.write(output_record(rec, v))
+def _claim(keys: dict[str, int], candidate: str, n: int) -> str:
+    """``candidate``, or ``candidate#2``, ``#3``...: the first not yet taken (keys stay unique)."""
+    key, k = candidate, 1
+    while key in keys:
+        k += 1
+        key = f"{candidate}#{k}"
+    keys[key] = n
+    return key

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from judgelm import strict_json
 from judgelm.config import JudgeConfig
-from judgelm.errors import InvalidSampleError, PromptTooLongError
+from judgelm.errors import InvalidSampleError, JudgeLMError, PromptTooLongError
 from judgelm.formats import get_format, infer_mode
 from judgelm.formats.base import Formatter, ParsedJudgment
 from judgelm.formats.followup import followup_prompt, score_line
@@ -326,6 +327,7 @@ class Judge:
         job = _Job(sample, index)
         name = mode or infer_mode(sample)
         try:
+            strict_json.check_text(sample.to_dict())  # text the tokenizer (and any output) cannot take
             sample = self._with_defaults(sample)
             job.format = get_format(name)
             orders = job.format.orders(sample, swap)
@@ -338,9 +340,13 @@ class Judge:
                     job.images = self._load_images(job.encoded[0].prompt.images, sample.id)
         except InvalidSampleError as e:
             code = "input_error" if (e.field or "").startswith("images") else "invalid_input"
-            job.verdict = self._abstain(sample, name, code, str(e))
+            located = e if e.record is not None or sample.id is None else e.located(sample.id)
+            job.verdict = self._abstain(sample, name, code, str(located))
         except PromptTooLongError as e:
             job.verdict = self._abstain(sample, name, "too_long", str(e))
+        except JudgeLMError as e:  # an unknown format name, a formatter that refuses the sample
+            error = InvalidSampleError(str(e), field="mode", record=sample.id)
+            job.verdict = self._abstain(sample, name, "invalid_input", str(error))
         return job
 
     def _with_defaults(self, sample: Sample) -> Sample:

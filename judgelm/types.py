@@ -8,6 +8,8 @@ JudgeLM text grammar and prompts count assistants from 1.
 from __future__ import annotations
 
 import math
+import os
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
@@ -49,7 +51,9 @@ class Turn:
 
     def __post_init__(self) -> None:
         if self.role not in ("user", "assistant"):
-            raise InvalidSampleError(f"role must be 'user' or 'assistant', got {self.role!r}", field="role")
+            raise InvalidSampleError(
+                f"must be 'user' or 'assistant', got {self.role!r}; write \"role\": \"user\"", field="role"
+            )
         if not isinstance(self.content, str):
             raise InvalidSampleError(f"content must be a string, got {type(self.content).__name__}", field="content")
 
@@ -60,19 +64,59 @@ def _as_turn(value: Any) -> Turn:
     if isinstance(value, Mapping):
         # Accept both {"role", "content"} (OpenAI style) and {"from", "value"} (ShareGPT style).
         role = value.get("role", value.get("from"))
+        if not isinstance(role, str):
+            raise InvalidSampleError(
+                f"must be 'user' or 'assistant', got {kind_of(role)}; write \"role\": \"user\"", field="role"
+            )
         role = {"human": "user", "gpt": "assistant"}.get(role, role)
-        return Turn(role=role, content=value.get("content", value.get("value")))
-    raise InvalidSampleError(f"a turn must be a mapping with 'role' and 'content', got {type(value).__name__}")
+        return Turn(role=role, content=value.get("content", value.get("value")))  # type: ignore[arg-type]
+    raise InvalidSampleError(f"a turn must be a mapping with 'role' and 'content', got {kind_of(value)}")
+
+
+def kind_of(value: Any) -> str:
+    """A value's type as a JSON reader would say it (``list``, ``object``, ``number``, ...)."""
+    if value is None:
+        return "null"
+    if isinstance(value, Mapping):
+        return "an object"
+    kinds = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list", tuple: "a list"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+def _sequence(name: str, value: Any, what: str) -> tuple[Any, ...]:
+    """``value`` as a tuple when it is a list-like of items (not a string, bytes or a mapping)."""
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise InvalidSampleError(
+            f"must be a list of {what}, got {kind_of(value)}; write it as a list [...]", field=name
+        )
+    return tuple(value)
 
 
 def _str_tuple(name: str, value: Any) -> tuple[str, ...]:
-    if isinstance(value, str) or not isinstance(value, Iterable):
-        raise InvalidSampleError(f"must be a list of strings, got {type(value).__name__}", field=name)
-    out = tuple(value)
+    out = _sequence(name, value, "strings")
     for i, item in enumerate(out):
         if not isinstance(item, str):
-            raise InvalidSampleError(f"item {i} must be a string, got {type(item).__name__}", field=f"{name}[{i}]")
+            raise InvalidSampleError(f"must be a string, got {kind_of(item)}", field=f"{name}[{i}]")
     return out
+
+
+def _images(value: Any) -> tuple[Any, ...]:
+    """Image sources: paths, bytes or PIL images (one, or a list of them)."""
+    if value is None:
+        return ()
+    single = isinstance(value, str | bytes | bytearray | memoryview | os.PathLike) or _is_pil_image(value)
+    items = (value,) if single else _sequence("images", value, "images (paths, bytes or PIL images)")
+    for i, item in enumerate(items):
+        if not (isinstance(item, str | bytes | bytearray | memoryview | os.PathLike) or _is_pil_image(item)):
+            raise InvalidSampleError(
+                f"an image must be a path, bytes or a PIL image, got {kind_of(item)}", field=f"images[{i}]"
+            )
+    return items
+
+
+def _is_pil_image(value: Any) -> bool:
+    pil = sys.modules.get("PIL.Image")  # a PIL image exists only once PIL is imported
+    return pil is not None and isinstance(value, pil.Image)
 
 
 def _rubric(value: Any) -> str | Mapping[str, str] | None:
@@ -141,25 +185,22 @@ class Sample:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise once, here
-        record = None if self.id is None else str(self.id)
+        record = _record_id(self.id)
         try:
             if not isinstance(self.question, str):
-                raise InvalidSampleError(f"must be a string, got {type(self.question).__name__}", field="question")
+                raise InvalidSampleError(f"must be a string, got {kind_of(self.question)}", field="question")
             set_(self, "answers", _str_tuple("answers", self.answers))
             for name in ("reference", "gold", "mode", "input"):
                 value = getattr(self, name)
                 if value is not None and not isinstance(value, str):
-                    raise InvalidSampleError(f"must be a string or null, got {type(value).__name__}", field=name)
+                    raise InvalidSampleError(f"must be a string or null, got {kind_of(value)}", field=name)
             set_(self, "rubric", _rubric(self.rubric))
             set_(self, "scale", _scale(self.scale))
-            if self.id is not None and not isinstance(self.id, str):
-                set_(self, "id", str(self.id))
+            set_(self, "id", record)
             convs = []
-            for k, conv in enumerate(self.conversations or ()):
-                if isinstance(conv, str | Mapping) or not isinstance(conv, Iterable):
-                    raise InvalidSampleError("must be a list of turns", field=f"conversations[{k}]")
+            for k, conv in enumerate(_sequence("conversations", self.conversations or (), "conversations")):
                 turns = []
-                for t, turn in enumerate(conv):
+                for t, turn in enumerate(_sequence(f"conversations[{k}]", conv, "turns")):
                     try:
                         turns.append(_as_turn(turn))
                     except InvalidSampleError as e:
@@ -168,10 +209,9 @@ class Sample:
                         ) from None
                 convs.append(tuple(turns))
             set_(self, "conversations", tuple(convs))
-            images = self.images
-            if isinstance(images, str | bytes) or not isinstance(images, Iterable):
-                images = (images,) if images is not None else ()
-            set_(self, "images", tuple(images))
+            set_(self, "images", _images(self.images))
+            if self.meta is not None and not isinstance(self.meta, Mapping):
+                raise InvalidSampleError(f"must be a mapping, got {kind_of(self.meta)}", field="meta")
             set_(self, "meta", MappingProxyType(dict(self.meta or {})))
         except InvalidSampleError as e:
             raise e.located(record) if record is not None else e from None
@@ -373,5 +413,31 @@ def verdict_from_dict(data: Mapping[str, Any]) -> Verdict:
     )
 
 
+def _record_id(value: Any) -> str | None:
+    """A sample id as text (ids read from JSON may be numbers)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise InvalidSampleError(
+        f"must be a string, a number or null, got {kind_of(value)}; give each record a text id", field="id"
+    )
+
+
 def as_samples(samples: Sample | Sequence[Sample]) -> list[Sample]:
-    return [samples] if isinstance(samples, Sample) else list(samples)
+    """``samples`` as a list of `Sample`; a wrong shape raises `InvalidSampleError` naming it."""
+    if isinstance(samples, Sample):
+        return [samples]
+    if isinstance(samples, str | bytes | Mapping) or not isinstance(samples, Iterable):
+        raise InvalidSampleError(
+            f"must be a Sample or a list of Samples, got {kind_of(samples)}; build one with Sample(question, answers)",
+            field="samples",
+        )
+    out = list(samples)
+    for i, s in enumerate(out):
+        if not isinstance(s, Sample):
+            raise InvalidSampleError(
+                f"must be a Sample, got {kind_of(s)}; a JSON record becomes one with judgelm.io.sample_from_record",
+                field=f"samples[{i}]",
+            )
+    return out

@@ -25,9 +25,10 @@ ray = pytest.importorskip("ray")
 from test_serve_support import assert_close  # noqa: E402
 
 from judgelm import Judge  # noqa: E402
+from judgelm.errors import JobError  # noqa: E402
 from judgelm.integrations import judge_dataset, judge_file  # noqa: E402
 from judgelm.integrations.ray_data import run_judge_command  # noqa: E402
-from judgelm.io import read_samples  # noqa: E402
+from judgelm.io import JobStamp, read_samples  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -105,6 +106,7 @@ KILLED_JOB = textwrap.dedent(
     """
     import sys, time
     from judgelm.integrations import judge_file
+    from judgelm.io import JobStamp
 
     def slow_grader():  # defined in __main__, so Ray ships it to the actors by value
         from test_serve_support import CountingJudge, grading_judge
@@ -114,7 +116,8 @@ KILLED_JOB = textwrap.dedent(
     import ray
     # A job on the test's running cluster; its actors import the test helpers.
     ray.init(address=sys.argv[3], log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": sys.argv[4]}})
-    judge_file(sys.argv[1], sys.argv[2], judge=slow_grader, num_actors=2, batch_size=2)
+    # the slow grader judges like the grader that resumes the job: one job, named so
+    judge_file(sys.argv[1], sys.argv[2], judge=slow_grader, num_actors=2, batch_size=2, job=JobStamp("grader"))
     print("finished")
     """
 )
@@ -168,14 +171,14 @@ def test_killed_job_resumes_with_every_record_exactly_once(ray_cluster, tmp_path
     print(f"killed after {time.monotonic() - t0:.1f} s")
     assert 8 <= len(before) < 31, "the kill did not land midway"
     done_before = {x["id"] for x in before}
-    missing = next(r["id"] for r in recs if r["id"] not in done_before)
-    with out.open("ab") as f:  # and the kill tore the last line in half
-        f.write(f'{{"id": "{missing}", "verdict": {{"scores": [1'.encode())
+    first = out.read_bytes().split(b"\n")[0]
+    with out.open("ab") as f:  # and the kill tore the last line in half (a judgelm line's first half)
+        f.write(first[: len(first) // 2])
 
     from test_serve_support import grading_judge
 
     t1 = time.monotonic()
-    summary = judge_file(src, out, judge=grading_judge, num_actors=2, batch_size=4)
+    summary = judge_file(src, out, judge=grading_judge, num_actors=2, batch_size=4, job=JobStamp("grader"))
     print(f"resumed in {time.monotonic() - t1:.1f} s")
     assert summary.skipped == len(done_before) and summary.written + summary.errors == 31 - len(done_before)
 
@@ -190,8 +193,12 @@ def test_killed_job_resumes_with_every_record_exactly_once(ray_cluster, tmp_path
     assert got.keys() == expected.keys()
     assert [(k, got[k], expected[k]) for k in got if got[k] != expected[k]] == []
     # Running once more finds nothing left to do.
-    summary = judge_file(src, out, judge=grading_judge, num_actors=1)
-    assert (summary.written, summary.errors, summary.skipped) == (0, 0, 31)
+    summary = judge_file(src, out, judge=grading_judge, num_actors=1, job=JobStamp("grader"))
+    assert (summary.written, summary.errors, summary.skipped, summary.failed) == (0, 0, 31, 2)
+    # ... and another job's run on this file is refused, leaving it as it was
+    with pytest.raises(JobError, match="another job"):
+        judge_file(src, out, judge=grading_judge, num_actors=1)
+    assert lines_of(out) == after
 
 
 def judge_cmd_args(**over) -> argparse.Namespace:
@@ -215,6 +222,8 @@ def judge_cmd_args(**over) -> argparse.Namespace:
         "quiet": True,
         "engine": "ray",
         "num_actors": None,
+        "abstain_threshold": None,
+        "restart": False,
     }
     return argparse.Namespace(**{**args, **over})
 
@@ -277,3 +286,5 @@ def test_cli_engine_ray_maps_the_judge_command_flags(monkeypatch, capsys):
         "abstain_threshold": None,
     }
     assert "judged 3 (abstained: 1)" in capsys.readouterr().err
+    # the output belongs to this job (judge and flags), as with the local engine
+    assert seen["job"].judge == "m" and seen["job"].options["swap"] is True and seen["restart"] is False

@@ -261,8 +261,8 @@ def test_cli_end_to_end_from_scratch_keeps_good_records_and_names_bad_ones(tmp_p
     argv += ["--batch-size", "4", "--lr", "3e-3", "--max-length", "512", "--cpu", "--no-bf16", "--quiet"]
     assert main([*argv, "--training-arg", 'save_strategy="no"']) == 0
     err = capsys.readouterr().err
-    assert "record mixed.jsonl:3: not valid JSON" in err
-    assert "record mixed.jsonl:6 (id q-int), field 'text': must be a string" in err
+    assert "mixed.jsonl:3: not valid JSON" in err
+    assert "mixed.jsonl:6 (id q-int), field 'text': must be a string" in err
     assert "2 bad record(s) skipped" in err
     assert "record q-one, plain judgment: the judgment's first line '8' has 1 scores" in err
     assert "10/11 records kept" in err  # the others all train

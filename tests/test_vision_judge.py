@@ -248,3 +248,39 @@ def test_cli_judges_a_jsonl_with_images_relative_to_the_file(judge, judge_dir: P
     assert ok["distributions"][0]["probs"] == pytest.approx(direct.distributions[0].probs, abs=2e-6)
     assert lines["text"]["verdict"]["reason_code"] != "input_error"
     assert "bad records: 0" in capsys.readouterr().err
+
+
+def test_a_pickled_tower_file_is_refused_in_one_line(judge_dir: Path, tmp_path: Path, capsys):
+    """judge.json may point the tower at a local file; a pickle there never runs, and the refusal
+    is a one-line error (it was an uncaught UnpicklingError traceback)."""
+    import os
+    import pickle
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from judgelm.errors import ModelLoadError
+
+    folder = tmp_path / "j"
+    shutil.copytree(judge_dir, folder)
+    weights = load_file(str(folder / "vision.safetensors"))  # no stored tower: judge.json's file is read
+    save_file({k: v for k, v in weights.items() if k.startswith("projector.")}, str(folder / "vision.safetensors"))
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    (folder / "tower.bin").write_bytes(pickle.dumps({"state_dict": Payload()}))
+    config = json.loads((folder / "judge.json").read_text())
+    config["vision"]["pretrained"] = "tower.bin"
+    (folder / "judge.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="never runs pickled code"):
+        Judge.from_pretrained(str(folder), device="cpu")
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"id": "a", "question": "q", "answers": ["a", "b"]}) + "\n")
+    capsys.readouterr()
+    assert main(["judge", str(src), "--model", str(folder), "--device", "cpu", "--quiet"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip() and "Loading weights" not in line]
+    assert len(err) == 1 and err[0].startswith("judgelm: error: ") and "tower.bin: refused" in err[0]
+    assert not marker.exists()

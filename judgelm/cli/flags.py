@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from judgelm.io import JobStamp
 from judgelm.options import SCORINGS, TRUNCATIONS, JudgeOptions
 
 if TYPE_CHECKING:
@@ -23,6 +25,7 @@ __all__ = [
     "add_swap_flag",
     "add_truncation_flag",
     "add_trust_remote_code_flag",
+    "job_stamp",
     "judge_options",
     "load_judge",
     "load_kwargs",
@@ -106,6 +109,21 @@ def judge_options(args: argparse.Namespace) -> JudgeOptions:
         max_new_tokens=args.max_new_tokens,
         official_parser=args.official_parser,
     )
+
+
+def job_stamp(args: argparse.Namespace) -> JobStamp:
+    """What a batch job's output file belongs to (``judgelm judge -o``, either engine): the judge
+    and every flag that changes verdicts (`add_judging_flags`, ``--no-reference``,
+    ``--abstain-threshold``)."""
+    model = args.model
+    if model and Path(model).exists():
+        model = str(Path(model).resolve())
+    options: dict[str, Any] = {**judge_options(args).to_dict(), "truncation": args.truncation}
+    if args.no_reference:
+        options["no_reference"] = True
+    if args.abstain_threshold is not None:
+        options["abstain_threshold"] = args.abstain_threshold
+    return JobStamp(judge=model or "demo", options=options)
 
 
 def load_kwargs(args: argparse.Namespace) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """``judgelm judge IN.jsonl [-o OUT.jsonl]``: judge a JSONL file of samples.
 
 With ``-o`` every verdict is appended to OUT as it is made, and running the same command again
-resumes (ids already in OUT are skipped). A bad record becomes an error line naming its line and
-field; the job goes on. Without ``-o`` the verdicts are printed as a table.
+resumes (ids already in OUT are skipped). OUT belongs to its job (judge, options, input records):
+another job's file, the input itself or a file that is not judgelm output is refused, and
+``--restart`` starts OUT over. A bad record becomes an error line naming its line, id and field;
+the job goes on. Without ``-o`` the verdicts are printed as a table.
 """
 
 from __future__ import annotations
@@ -12,17 +14,28 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
-from typing import TextIO
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TextIO
 
-from judgelm.cli.flags import add_judging_flags, add_model_flags, judge_options, load_judge
+from judgelm.cli import EXIT_BAD_RECORDS, EXIT_CODES_HELP, EXIT_OK
+from judgelm.cli.flags import add_judging_flags, add_model_flags, job_stamp, judge_options, load_judge
+from judgelm.errors import InvalidSampleError
 from judgelm.io import Record, ResultWriter, error_record, output_record
-from judgelm.types import Verdict
+from judgelm.types import Sample, Verdict
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
-    p = sub.add_parser(name, help="judge a JSONL file of samples", description=__doc__)
+    p = sub.add_parser(
+        name,
+        help="judge a JSONL file of samples",
+        description=__doc__,
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("input", help="JSONL samples (native or JudgeLM format)")
     p.add_argument("-o", "--output", help="output JSONL (appended; re-run to resume)")
+    p.add_argument("--restart", action="store_true", help="empty OUT first and judge everything again")
     add_model_flags(p)
     add_judging_flags(p)
     p.add_argument(
@@ -32,29 +45,54 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
         "(default 0.5; 1.0 for the untrained demo judge)",
     )
     p.add_argument("--no-reference", action="store_true", help="ignore references in the input")
-    p.add_argument("--batch-size", type=int, default=32, help="samples judged (and written) per step")
+    p.add_argument("--batch-size", type=_positive, default=32, help="samples judged (and written) per step")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--engine", choices=["local", "ray"], default="local", help="local or ray (an actor pool; needs -o)")
     p.add_argument("--num-actors", type=int, help="--engine ray: judges in the pool (default: one per GPU, else 1)")
     return p
 
 
-def _check(rec: Record) -> Record:
-    """Validate a record against its format now, so its error names the line and field."""
-    from judgelm.errors import JudgeLMError
-    from judgelm.formats import get_format, infer_mode
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def _check(rec: Record, no_reference: bool = False) -> Record:
+    """Validate a record against its format now, so its error names the line, id and field."""
+    from judgelm.integrations.records import check_sample
 
     if rec.sample is None:
         return rec
+    sample = rec.sample.replace(reference=None) if no_reference else rec.sample
     try:
-        fmt = get_format(infer_mode(rec.sample))
-        fmt.validate(fmt.prepare(rec.sample))
-    except JudgeLMError as e:
-        from judgelm.errors import InvalidSampleError
+        check_sample(sample)
+    except InvalidSampleError as e:
+        return replace(rec, sample=None, error=rec.locate(e))
+    return replace(rec, sample=sample)
 
-        err = e if isinstance(e, InvalidSampleError) else InvalidSampleError(str(e), field="mode")
-        return Record(rec.line, rec.key, rec.raw, error=err.located(f"line {rec.line}"))
-    return rec
+
+def _judge_alone(judge: Any, samples: list[Sample], options: Any) -> list[Verdict | InvalidSampleError]:
+    """`Judge.judge` on a batch; if the call raises, each sample alone, so a sample that breaks the
+    judge (a bug) becomes its record's error line instead of stopping the job at the same record on
+    every re-run. When every sample fails alone, the judge itself is failing (a device error, ...):
+    that stops the job (a re-run resumes) rather than writing an error line for each record."""
+    try:
+        return list(judge.judge(samples, options))
+    except Exception:
+        if len(samples) == 1:
+            raise
+    out: list[Verdict | InvalidSampleError] = []
+    failure: Exception | None = None
+    for sample in samples:
+        try:
+            out.extend(judge.judge([sample], options))
+        except Exception as e:
+            failure = e
+            out.append(InvalidSampleError(f"judging failed ({type(e).__name__}: {e}); a judgelm bug, please report it"))
+    if failure is not None and all(isinstance(v, InvalidSampleError) for v in out):
+        raise failure
+    return out
 
 
 def verdict_row(key: str, v: Verdict) -> tuple[str, ...]:
@@ -107,21 +145,18 @@ def run(args: argparse.Namespace) -> int:
         return run_judge_command(args)
     from judgelm.io import read_samples
 
-    records = [_check(r) for r in read_samples(args.input, mode=args.mode)]
-    if args.no_reference:
-        records = [
-            r if r.sample is None else Record(r.line, r.key, r.raw, r.sample.replace(reference=None)) for r in records
-        ]
-    writer = ResultWriter(args.output) if args.output else None
-    done = writer.done if writer else set()
+    records = [_check(r, args.no_reference) for r in read_samples(args.input, mode=args.mode)]
+    writer = None
+    if args.output:
+        writer = ResultWriter(args.output, job_stamp(args), restart=args.restart, input_path=args.input)
+        writer.claim(records, Path(args.input).name)
+    done = writer.done if writer else {}
     todo = [r for r in records if r.key not in done]
     skipped = len(records) - len(todo)
     bad = [r for r in todo if r.sample is None]
     good = [r for r in todo if r.sample is not None]
     for r in bad:
-        print(f"judgelm: {r.error}", file=sys.stderr)
-        if writer:
-            writer.write(error_record(r))
+        _report_bad(r, writer)
     rows: list[tuple[str, ...]] = []
     verdicts: list[Verdict] = []
     start = time.perf_counter()
@@ -136,11 +171,15 @@ def run(args: argparse.Namespace) -> int:
         try:
             for i in range(0, len(good), args.batch_size):
                 chunk = good[i : i + args.batch_size]
-                out = judge.judge([r.sample for r in chunk], options)  # type: ignore[misc]
+                out = _judge_alone(judge, [r.sample for r in chunk], options)  # type: ignore[misc]
                 for rec, v in zip(chunk, out, strict=True):
+                    if isinstance(v, InvalidSampleError):
+                        bad.append(rec := replace(rec, sample=None, error=rec.locate(v)))
+                        _report_bad(rec, writer)
+                        continue
                     verdicts.append(v)
                     if writer:
-                        writer.write(output_record(rec, v, model=judge.name))
+                        writer.write(output_record(rec, v, model=judge.name), digest=rec.digest)
                     else:
                         rows.append(verdict_row(rec.key, v))
                 if bar:
@@ -155,4 +194,12 @@ def run(args: argparse.Namespace) -> int:
     if rows:
         print_table(rows)
     print(summarize(verdicts, len(bad), skipped, time.perf_counter() - start), file=sys.stderr)
-    return 0
+    failed_before = sum(r.key in writer.failed for r in records) if writer else len(bad)
+    return EXIT_BAD_RECORDS if bad or failed_before else EXIT_OK
+
+
+def _report_bad(rec: Record, writer: ResultWriter | None) -> None:
+    """A record that cannot be judged: one line on stderr, one error line in the output."""
+    print(f"judgelm: {rec.error}", file=sys.stderr)
+    if writer:
+        writer.write(error_record(rec), digest=rec.digest)

@@ -77,6 +77,19 @@ def add_server_flags(p: argparse.ArgumentParser, *, port: int = 8000) -> None:
     g.add_argument("--max-request-samples", type=int, default=256, help="samples per request (default: 256)")
     g.add_argument("--max-body-mb", type=float, default=8.0, help="request body limit in MiB (default: 8)")
     g.add_argument(
+        "--max-connections",
+        type=int,
+        default=4096,
+        help="open connections; past it the oldest idle one is closed (default: 4096, below `ulimit -n`)",
+    )
+    g.add_argument(
+        "--header-timeout", type=float, default=10.0, help="seconds for a request's head to arrive (default: 10)"
+    )
+    g.add_argument(
+        "--keep-alive-timeout", type=float, default=5.0, help="seconds an idle keep-alive connection stays open"
+    )
+    g.add_argument("--body-timeout", type=float, default=60.0, help="seconds for a request body to arrive")
+    g.add_argument(
         "--graceful-timeout",
         type=float,
         default=30.0,
@@ -96,6 +109,10 @@ def server_config(args: argparse.Namespace, **fields: Any) -> ServeConfig:
         max_queue=args.max_queue,
         max_request_samples=args.max_request_samples,
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+        max_connections=args.max_connections,
+        header_timeout_s=args.header_timeout,
+        keep_alive_s=args.keep_alive_timeout,
+        body_timeout_s=args.body_timeout,
         **fields,
     )
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from judgelm.errors import InvalidSampleError
@@ -108,7 +107,6 @@ def read_records(
     """Read a JSONL file of training records; yields a `JudgeRecord` per good line and the
     `InvalidSampleError` per bad one, naming the record (``file.jsonl:LINE (id ...)``) and the
     field, so callers can count and go on."""
-    name = Path(path).name
     for rec in read_samples(path, mode=mode):
         if rec.error is not None:
             yield rec.error
@@ -118,5 +116,4 @@ def read_records(
             sample = record.sample if record.sample.id is not None else record.sample.replace(id=rec.key)
             yield JudgeRecord(sample, record.judgment, record.judgment_w_reference)
         except InvalidSampleError as e:
-            where = f"{name}:{rec.line}" + ("" if rec.key.startswith("line-") else f" (id {rec.key})")
-            yield e.located(where)
+            yield rec.locate(e)

@@ -2,10 +2,11 @@
 and a killed job resumed without redoing or losing a record.
 
 How it stays exactly-once: the driver owns the output file, a `ResultWriter` (append-only JSONL,
-one whole line per ``write``, torn last line dropped on reopening). Each record has a stable key
-(`record_key`: its id, else a content hash). On start the keys already in the file are handed to
-the actors, which skip those records; results stream back to the driver, which writes each key
-once. A kill loses only results not yet written, and those records are judged again next time.
+one whole line per ``write``, torn last line dropped on reopening, owned by one job: see
+`judgelm.output_file`). Each record has a stable key (`record_key`: its id, else a content hash).
+On start the keys already in the file are handed to the actors, which skip those records;
+results stream back to the driver, which writes each key once. A kill loses only results not
+yet written, and those records are judged again next time.
 
 `judge_dataset` maps any ``ray.data.Dataset`` of native/JudgeLM records; `judge_file` reads a
 JSONL file like ``judgelm judge`` does (same keys, so the two engines can resume each other's
@@ -24,9 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from judgelm import strict_json
 from judgelm.errors import InvalidSampleError, JudgeLMError, MissingDependencyError
 from judgelm.integrations.records import check_sample, record_key
 from judgelm.io import (
+    JobStamp,
     Record,
     ResultWriter,
     error_record,
@@ -58,7 +61,8 @@ def _ray() -> Any:
 class RayJudgeSummary:
     """What one run did: ``written`` verdict lines (``abstained`` of them abstains), ``errors``
     (records that could not be judged, written as error lines), ``skipped`` (already in the
-    output when the run started), ``duplicates`` (keys seen twice in this run, written once)."""
+    output when the run started), ``duplicates`` (keys seen twice in this run, written once),
+    ``failed`` (records of the input whose output line is an error line, from this run or before)."""
 
     output: str
     written: int
@@ -67,6 +71,7 @@ class RayJudgeSummary:
     skipped: int
     duplicates: int
     seconds: float
+    failed: int = 0
 
     def line(self) -> str:
         rate = self.written / self.seconds if self.seconds > 0 else 0.0
@@ -124,12 +129,7 @@ class _JudgeActor:
             except InvalidSampleError as e:  # no key: report it under a content hash
                 key, raw = record_key(row), dict(row)
                 keys.append(key)
-                lines.append(
-                    json.dumps(
-                        {"id": key, "error": {"message": e.detail, "field": e.field}, "input": raw},
-                        default=str,
-                    )
-                )
+                lines.append(_error_line(key, e, raw))
                 continue
             if key in self.done:
                 continue
@@ -141,24 +141,23 @@ class _JudgeActor:
                 todo.append(Record(n, key, raw, sample=sample.replace(id=sample.id or key)))
             except InvalidSampleError as e:
                 keys.append(key)
-                lines.append(
-                    json.dumps(
-                        {"id": key, "error": {"message": e.detail, "field": e.field}, "input": raw},
-                        default=str,
-                    )
-                )
+                lines.append(_error_line(key, e, raw))
         if todo:
             verdicts = self.judge.judge([r.sample for r in todo], **self.options)
             for rec, verdict in zip(todo, verdicts, strict=True):
                 keys.append(rec.key)
-                lines.append(
-                    json.dumps(
-                        output_record(rec, verdict, model=self.judge.name),
-                        ensure_ascii=False,
-                        default=str,
-                    )
-                )
+                lines.append(strict_json.dumps(output_record(rec, verdict, model=self.judge.name), default=str))
         return pa.table({"key": pa.array(keys, pa.string()), "line": pa.array(lines, pa.string())})
+
+
+def _error_line(key: str, e: InvalidSampleError, raw: Any) -> str:
+    return strict_json.dumps({"id": key, "error": {"message": e.detail, "field": e.field}, "input": raw}, default=str)
+
+
+def _stamp(judge: JudgeSpec, options: JudgeOptions) -> JobStamp:
+    """The output's owner when the caller names none: the judge (name, or its factory) and options."""
+    name = judge if isinstance(judge, str) else "demo" if judge is None else f"{judge.__module__}.{judge.__qualname__}"
+    return JobStamp(judge=name, options=options.to_dict())
 
 
 def _ensure_ray(ray_init: Mapping[str, Any] | None) -> Any:
@@ -200,6 +199,7 @@ def _stream(
     on_line: Callable[[dict[str, Any]], None] | None,
     skipped: int,
     start: float,
+    digests: Mapping[str, str | None] | None = None,
 ) -> RayJudgeSummary:
     ray = _ray()
     from ray.data import ActorPoolStrategy, DataContext
@@ -236,7 +236,7 @@ def _stream(
                     duplicates += 1
                     continue
                 obj = json.loads(line)
-                writer.write(obj)
+                writer.write(obj, digest=(digests or {}).get(key))
                 if "error" in obj:
                     errors += 1
                 else:
@@ -272,6 +272,8 @@ def judge_dataset(
     progress: bool = False,
     on_line: Callable[[dict[str, Any]], None] | None = None,
     ray_init: Mapping[str, Any] | None = None,
+    job: JobStamp | None = None,
+    restart: bool = False,
 ) -> RayJudgeSummary:
     """Judge every record of a ``ray.data.Dataset`` into ``output`` (JSONL), resumably.
 
@@ -284,16 +286,19 @@ def judge_dataset(
       skipped.
     - ``on_line``: called on the driver with each output line as it is written.
     - ``ray_init``: keyword arguments for ``ray.init`` when Ray is not initialised yet.
+    - ``job``: what ``output`` belongs to (default: the judge and ``options``); a file of another
+      job is refused (`JobError`), ``restart=True`` empties it first.
     """
     _ensure_ray(ray_init)
     start = time.perf_counter()
-    with ResultWriter(output) as writer:
+    options = options or JudgeOptions()
+    with ResultWriter(output, job or _stamp(judge, options), restart=restart) as writer:
         return _stream(
             dataset,
             writer,
             judge=judge,
             judge_kwargs=judge_kwargs,
-            options=options or JudgeOptions(),
+            options=options,
             num_actors=num_actors,
             num_gpus_per_actor=num_gpus_per_actor,
             num_cpus_per_actor=num_cpus_per_actor,
@@ -328,24 +333,30 @@ def judge_file(
     no_reference: bool = False,
     progress: bool = False,
     ray_init: Mapping[str, Any] | None = None,
+    job: JobStamp | None = None,
+    restart: bool = False,
 ) -> RayJudgeSummary:
-    """`judge_dataset` for a JSONL file, keyed like ``judgelm judge`` (id, else ``line-N``).
+    """`judge_dataset` for a JSONL file, keyed like ``judgelm judge`` (id, else ``line-N``), with
+    the same output ownership (``job``, ``restart``; the output must answer this input's records).
 
     Malformed lines are written as error lines by the driver (as ``judgelm judge`` does)."""
     ray = _ensure_ray(ray_init)
     start = time.perf_counter()
     options = options or JudgeOptions()
     records = list(read_samples(input, mode=options.mode))
-    with ResultWriter(output) as writer:
+    with ResultWriter(output, job or _stamp(judge, options), restart=restart, input_path=input) as writer:
+        writer.claim(records, Path(input).name)
         skipped = sum(r.key in writer.done for r in records)
         bad = 0
         for r in records:
             if r.sample is None and r.key not in writer.done:
-                writer.write(error_record(r))
+                print(f"judgelm: {r.error}", file=sys.stderr)
+                writer.write(error_record(r), digest=r.digest)
                 bad += 1
         todo = [r for r in records if r.sample is not None and r.key not in writer.done]
         if not todo:
-            return RayJudgeSummary(str(writer.path), 0, 0, bad, skipped, 0, time.perf_counter() - start)
+            failed = sum(r.key in writer.failed for r in records)
+            return RayJudgeSummary(str(writer.path), 0, 0, bad, skipped, 0, time.perf_counter() - start, failed)
         dataset = ray.data.from_items(list(_file_rows(todo)))
         summary = _stream(
             dataset,
@@ -365,7 +376,9 @@ def judge_file(
             on_line=None,
             skipped=skipped,
             start=start,
+            digests={r.key: r.digest for r in todo},
         )
+        failed = sum(r.key in writer.failed for r in records)
     return RayJudgeSummary(
         summary.output,
         summary.written,
@@ -374,12 +387,14 @@ def judge_file(
         skipped,
         summary.duplicates,
         summary.seconds,
+        failed,
     )
 
 
 def run_judge_command(args: argparse.Namespace) -> int:
     """``judgelm judge IN -o OUT --engine ray [--num-actors N]`` (the judge command's arguments)."""
-    from judgelm.cli.flags import judge_options, load_kwargs
+    from judgelm.cli import EXIT_BAD_RECORDS, EXIT_OK
+    from judgelm.cli.flags import job_stamp, judge_options, load_kwargs
 
     if not args.output:
         raise JudgeLMError("--engine ray writes results as they finish: give -o OUT.jsonl")
@@ -394,6 +409,8 @@ def run_judge_command(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         no_reference=args.no_reference,
         progress=not args.quiet,
+        job=job_stamp(args),
+        restart=getattr(args, "restart", False),
     )
     print(summary.line(), file=sys.stderr)
-    return 0
+    return EXIT_BAD_RECORDS if summary.errors or summary.failed else EXIT_OK

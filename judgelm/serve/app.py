@@ -10,21 +10,24 @@ Endpoints:
 - ``GET /metrics``: Prometheus text.
 
 Status codes: 400 bad input (the body names the field) or an option this judge cannot honour,
-401 missing/wrong API key, 413 request over the size limits, 501 an option this judge cannot do
-yet, 503 queue full or shutting down (with Retry-After). Every request, whatever its outcome,
-is counted in ``/metrics``.
+401 missing/wrong API key, 408 a body slower than ``body_timeout_s``, 413 request over the size
+limits, 501 an option this judge cannot do yet, 503 queue full or shutting down (with
+Retry-After). Every answer is valid JSON (a NaN is written as null). Every request, whatever its
+outcome, is counted in ``/metrics``. Connection limits (silent, slow and idle clients) live in
+`judgelm.serve.connections`, below the app, for every route.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from judgelm import strict_json
 from judgelm.errors import InvalidSampleError, MissingDependencyError
 from judgelm.integrations.openrlhf import read_reward_request, reward_response
 from judgelm.io import output_record
@@ -89,9 +92,9 @@ class _HTTPError(Exception):
 def _json_response(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Any:
     from starlette.responses import Response
 
-    # allow_nan: a verdict may hold a NaN score (JudgeLM's parser reads "nan"); the JSONL writer
-    # keeps it, and so does the wire, rather than failing the whole response.
-    body = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    # Always valid JSON: a NaN (a verdict score JudgeLM's own parser read from "nan", an input's
+    # NaN) is written as null, never as a bare NaN no strict client can read.
+    body = strict_json.dumps(content).encode("utf-8")
     return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
@@ -102,21 +105,37 @@ def _error_response(e: _HTTPError) -> Any:
     return _json_response({"error": error}, e.status, e.headers)
 
 
-async def _read_json(request: Any, limit: int) -> Any:
-    """The request body as JSON, refusing (413) anything over ``limit`` bytes before parsing."""
+async def _read_json(request: Any, limit: int, timeout_s: float | None = None) -> Any:
+    """The request body as JSON: over ``limit`` bytes is a 413 (refused before parsing), slower
+    than ``timeout_s`` a 408, and text that is not JSON within `judgelm.strict_json`'s limits (not
+    UTF-8, nested too deep, a lone surrogate anywhere, ...) a 400 naming the field, all before any
+    handler (or model) sees it. Every route that takes a body reads it here."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _HTTPError(413, f"request body of {declared} bytes; this server takes at most {limit}")
     chunks, size = [], 0
-    async for chunk in request.stream():  # counts bytes even without Content-Length (chunked)
-        size += len(chunk)
-        if size > limit:
-            raise _HTTPError(413, f"request body over {limit} bytes")
-        chunks.append(chunk)
     try:
-        return json.loads(b"".join(chunks))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise _HTTPError(400, f"the body is not valid JSON ({e})") from None
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():  # counts bytes even without Content-Length (chunked)
+                size += len(chunk)
+                if size > limit:
+                    raise _HTTPError(413, f"request body over {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise _HTTPError(408, f"the request body took over {timeout_s:g} s", headers={"Connection": "close"}) from None
+    try:
+        return strict_json.loads(b"".join(chunks))
+    except InvalidSampleError as e:
+        raise (e if e.field else InvalidSampleError(f"the body: {e.detail}")) from None
+
+
+def _check_options(judge: Any, options: Any) -> None:
+    """Refuse (400, before the queue) options this judge cannot honour."""
+    capabilities = getattr(getattr(judge, "engine", None), "capabilities", None)
+    if options.scoring == "logits" and capabilities is not None and not capabilities.logits:
+        raise InvalidSampleError(
+            "this judge cannot read logits (its engine writes text); use 'text' or 'auto'", field="options.scoring"
+        )
 
 
 def create_app(judge: Any, config: ServeConfig | None = None, *, metrics: ServerMetrics | None = None) -> Any:
@@ -203,7 +222,8 @@ def create_app(judge: Any, config: ServeConfig | None = None, *, metrics: Server
 
     @endpoint("judge")
     async def judge_endpoint(request: Any) -> Any:
-        parsed = parse_judge_request(await _read_json(request, config.max_body_bytes), config)
+        parsed = parse_judge_request(await _read_json(request, config.max_body_bytes, config.body_timeout_s), config)
+        _check_options(judge, parsed.options)
         verdicts = await batcher.submit([r.sample for r in parsed.records], parsed.options)  # type: ignore[misc]
         results = [output_record(r, v, model=model_name) for r, v in zip(parsed.records, verdicts, strict=True)]
         return _json_response({"model": model_name, "results": results})
@@ -211,7 +231,7 @@ def create_app(judge: Any, config: ServeConfig | None = None, *, metrics: Server
     unjudgeable_seen: set[str] = set()  # each distinct reason is logged once
 
     async def reward(request: Any) -> Any:
-        body = await _read_json(request, config.max_body_bytes)
+        body = await _read_json(request, config.max_body_bytes, config.body_timeout_s)
         if (
             isinstance(body, dict)
             and isinstance(body.get("query"), list)

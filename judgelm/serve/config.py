@@ -17,6 +17,13 @@ class ServeConfig:
     - ``max_request_samples`` / ``max_body_bytes``: one request's size (413 beyond).
     - ``max_batch_size`` / ``max_wait_ms``: a model call takes up to this many samples, waiting at
       most this long for more to arrive once a request is queued.
+    - ``max_connections``: open connections; past it a new connection closes the oldest one with
+      no request in flight (idle, or still sending its head), or gets 503 + Retry-After when every
+      connection is busy (capped below the process's file-descriptor limit).
+    - ``header_timeout_s``: a request's head (request line and headers) must arrive within this
+      long of its first byte, or of the connection's opening: silent and slowloris clients get 408.
+    - ``keep_alive_s``: an idle keep-alive connection is closed after this long.
+    - ``body_timeout_s``: a request body must arrive within this long (408 beyond).
     - ``api_key``: when set, every endpoint but ``/health`` needs ``Authorization: Bearer KEY``.
     - ``reward``: how ``/get_reward`` maps OpenRLHF queries (see `RewardMapping`).
     """
@@ -28,6 +35,10 @@ class ServeConfig:
     max_request_samples: int = 256
     max_body_bytes: int = 8 * 1024 * 1024
     max_new_tokens_limit: int = 2048
+    max_connections: int = 4096
+    header_timeout_s: float = 10.0
+    keep_alive_s: float = 5.0
+    body_timeout_s: float = 60.0
     reward: RewardMapping = field(default_factory=RewardMapping)
 
     def __post_init__(self) -> None:
@@ -37,9 +48,13 @@ class ServeConfig:
             "max_request_samples",
             "max_body_bytes",
             "max_new_tokens_limit",
+            "max_connections",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        for name in ("header_timeout_s", "keep_alive_s", "body_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0")
         if self.max_wait_ms < 0:
             raise ValueError("max_wait_ms must be >= 0")
         if self.max_request_samples > self.max_queue:

@@ -18,6 +18,7 @@ from typing import Any
 from judgelm.errors import MissingDependencyError
 from judgelm.serve.app import create_app
 from judgelm.serve.config import ServeConfig
+from judgelm.serve.connections import ConnectionGuard, guarded_protocol
 
 __all__ = ["BackgroundServer", "is_loopback", "serve"]
 
@@ -43,9 +44,14 @@ def is_loopback(host: str) -> bool:
 
 def _uvicorn_config(
     app: Any, config: ServeConfig, host: str, port: int, log_level: str, graceful_timeout_s: float
-) -> Any:
+) -> tuple[Any, ConnectionGuard]:
     uvicorn = _uvicorn()
-    return uvicorn.Config(
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    # Connection limits that idle or slow clients cannot turn against real ones (see
+    # judgelm.serve.connections): no uvicorn limit_concurrency, which counts idle connections.
+    guard = ConnectionGuard(config.max_connections, config.header_timeout_s)
+    uv_config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -53,10 +59,11 @@ def _uvicorn_config(
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=graceful_timeout_s,
-        # A hard cap on concurrent connections+requests on top of the batcher's queue bound, so
-        # a flood of idle or slow clients cannot exhaust the process either (uvicorn: 503).
-        limit_concurrency=config.max_queue + 256,
+        http=guarded_protocol(AutoHTTPProtocol, guard),
+        timeout_keep_alive=config.keep_alive_s,
+        backlog=max(2048, min(guard.max_connections, 65535)),
     )
+    return uv_config, guard
 
 
 def serve(
@@ -77,7 +84,8 @@ def serve(
             host,
         )
     app = judge if hasattr(judge, "router") else create_app(judge, config)
-    server = _uvicorn().Server(_uvicorn_config(app, config, host, port, log_level, graceful_timeout_s))
+    uv_config, _ = _uvicorn_config(app, config, host, port, log_level, graceful_timeout_s)
+    server = _uvicorn().Server(uv_config)
     # uvicorn handles SIGINT/SIGTERM itself (graceful shutdown), then re-raises the signal under
     # the handlers that were installed before it. Quiet handlers there let a clean shutdown end
     # as a normal return (exit 0) instead of a death by signal or a KeyboardInterrupt.
@@ -120,7 +128,7 @@ class BackgroundServer:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, port))
         self.host, self.port = host, self._sock.getsockname()[1]
-        uv_config = _uvicorn_config(self.app, self.config, host, self.port, log_level, graceful_timeout_s)
+        uv_config, self.guard = _uvicorn_config(self.app, self.config, host, self.port, log_level, graceful_timeout_s)
         self.server = _uvicorn().Server(uv_config)
         self._thread: threading.Thread | None = None
 

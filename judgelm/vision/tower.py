@@ -17,8 +17,10 @@ import atexit
 import json
 import logging
 import os
+import pickle
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -189,9 +191,16 @@ def create_tower(
     try:
         if path is None:  # open_clip logs a warning for every random init: expected here
             logging.getLogger().setLevel(max(quiet, logging.ERROR))
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            name, pretrained=path, pretrained_text=False, pretrained_image=False, weights_only=True
-        )
+        with warnings.catch_warnings():  # torch warns about the pickle protocol of files it then refuses
+            warnings.simplefilter("ignore", UserWarning)
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                name, pretrained=path, pretrained_text=False, pretrained_image=False, weights_only=True
+            )
+    except pickle.UnpicklingError:
+        raise ModelLoadError(
+            f"{path}: refused: this tower file holds pickled objects besides tensors, and judgelm never runs "
+            "pickled code; convert it to safetensors (or a weights-only torch file) from a source you trust"
+        ) from None
     except (RuntimeError, OSError, ValueError, KeyError) as e:
         raise ModelLoadError(f"could not create the open_clip tower {name!r}: {e}") from e
     finally:
