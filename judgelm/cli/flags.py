@@ -1,7 +1,8 @@
 """The flags several commands share, each declared once with one default: the model to load
-(``--model --device --dtype --trust-remote-code``), how prompts are fitted (``--truncation``),
-how verdicts are read (``--scoring``, ``--official-parser``) and the judging options of
-`JudgeOptions` (``--mode --swap --explain --max-new-tokens``)."""
+(``--model --device --dtype --trust-remote-code``; or ``--endpoint`` and its client flags), how
+prompts are fitted (``--truncation``), how verdicts are read (``--scoring``,
+``--official-parser``) and the judging options of `JudgeOptions` (``--mode --swap --explain
+--max-new-tokens``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     from judgelm.judge import Judge
 
 __all__ = [
+    "add_endpoint_flags",
     "add_judging_flags",
     "add_mode_flag",
     "add_model_flags",
@@ -36,6 +38,35 @@ def add_model_flags(p: Parser, *, device: bool = True) -> None:
         p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
         p.add_argument("--dtype", help="bf16, fp16, fp32 (default: bf16 on GPU, fp32 on CPU)")
     add_trust_remote_code_flag(p)
+
+
+def add_endpoint_flags(p: Parser, *, prefix: str = "", what: str = "the judge") -> None:
+    """``--endpoint URL`` (run {what} behind an OpenAI-compatible server; ``--model`` is then the
+    served model name), ``--api-key``, ``--tokenizer``, ``--concurrency``, ``--timeout``."""
+    p.add_argument(
+        f"--{prefix}endpoint",
+        help=f"run {what} behind an OpenAI-compatible server at this URL (vLLM, judgelm serve, ...); "
+        f"--{prefix}model is then the served model name",
+    )
+    p.add_argument(f"--{prefix}api-key", help="the server's API key (default: $OPENAI_API_KEY)")
+    p.add_argument(
+        f"--{prefix}tokenizer", help="the model's tokenizer (folder or hub id) when --model has no local files"
+    )
+    p.add_argument(f"--{prefix}concurrency", type=int, default=8, help="requests in flight (default: 8)")
+    p.add_argument(f"--{prefix}timeout", type=float, default=120.0, help="seconds per request (default: 120)")
+
+
+def endpoint_kwargs(args: argparse.Namespace, prefix: str = "") -> dict[str, Any]:
+    """`Judge.from_endpoint` keywords from `add_endpoint_flags`."""
+    import os
+
+    key = prefix.replace("-", "_")
+    return {
+        "api_key": getattr(args, f"{key}api_key") or os.environ.get("OPENAI_API_KEY") or None,
+        "tokenizer": getattr(args, f"{key}tokenizer"),
+        "concurrency": getattr(args, f"{key}concurrency"),
+        "timeout": getattr(args, f"{key}timeout"),
+    }
 
 
 def add_trust_remote_code_flag(p: Parser) -> None:
@@ -110,7 +141,16 @@ def load_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load_judge(args: argparse.Namespace, **extra: Any) -> Judge:
-    """The judge `add_model_flags` names."""
+    """The judge `add_model_flags` names (behind ``--endpoint`` when `add_endpoint_flags` gave one)."""
     from judgelm.judge import Judge
 
+    if getattr(args, "endpoint", None):
+        if not args.model:
+            from judgelm.errors import JudgeLMError
+
+            raise JudgeLMError("--endpoint needs --model (the served model name)")
+        kwargs = {k: v for k, v in extra.items() if v is not None}
+        if getattr(args, "truncation", None) is not None:
+            kwargs["truncation"] = args.truncation
+        return Judge.from_endpoint(args.endpoint, args.model, **endpoint_kwargs(args), **kwargs)
     return Judge.from_pretrained(args.model, **load_kwargs(args), **extra)

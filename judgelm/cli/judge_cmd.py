@@ -1,5 +1,9 @@
 """``judgelm judge IN.jsonl [-o OUT.jsonl]``: judge a JSONL file of samples.
 
+``--endpoint URL --model NAME`` judges through an OpenAI-compatible server (vLLM, ``judgelm
+serve``, ...) instead of a local model: prompts are rendered here (``--tokenizer`` when NAME has no
+local files), verdicts read from the server's log-probabilities where it returns them.
+
 With ``-o`` every verdict is appended to OUT as it is made, and running the same command again
 resumes (ids already in OUT are skipped). A bad record becomes an error line naming its line and
 field; the job goes on. Without ``-o`` the verdicts are printed as a table.
@@ -14,7 +18,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TextIO
 
-from judgelm.cli.flags import add_judging_flags, add_model_flags, judge_options, load_judge
+from judgelm.cli.flags import add_endpoint_flags, add_judging_flags, add_model_flags, judge_options, load_judge
 from judgelm.io import Record, ResultWriter, error_record, output_record
 from judgelm.types import Verdict
 
@@ -24,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("input", help="JSONL samples (native or JudgeLM format)")
     p.add_argument("-o", "--output", help="output JSONL (appended; re-run to resume)")
     add_model_flags(p)
+    add_endpoint_flags(p)
     add_judging_flags(p)
     p.add_argument(
         "--abstain-threshold",

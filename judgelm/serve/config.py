@@ -19,6 +19,7 @@ class ServeConfig:
       most this long for more to arrive once a request is queued.
     - ``api_key``: when set, every endpoint but ``/health`` needs ``Authorization: Bearer KEY``.
     - ``reward``: how ``/get_reward`` maps OpenRLHF queries (see `RewardMapping`).
+    - ``served_model_name``: the model name of the OpenAI routes (default: the judge's name).
     """
 
     api_key: str | None = None
@@ -29,6 +30,7 @@ class ServeConfig:
     max_body_bytes: int = 8 * 1024 * 1024
     max_new_tokens_limit: int = 2048
     reward: RewardMapping = field(default_factory=RewardMapping)
+    served_model_name: str | None = None
 
     def __post_init__(self) -> None:
         for name in (
