@@ -284,8 +284,8 @@ class Provenance:
     judgelm_version: str = ""
     # the verdict format's score scale, (lowest, highest): what rewards normalise against
     score_range: tuple[float, float] | None = None
-    # logit scoring from a server's top-k log-probabilities (approximate): the most probability at
-    # a verdict node the server did not show (0.0: every candidate was shown); None when exact
+    # logit scoring from a server's top-k log-probabilities (approximate): the verdict probability
+    # the server's lists could hide (0.0: every candidate was shown); None when exact
     unseen_mass: float | None = None
 
 

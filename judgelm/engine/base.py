@@ -107,8 +107,9 @@ class RowFailure:
 class PartialLogprobs:
     """`Engine.tree_step`'s result for a row whose distributions the engine saw only in part (a
     server's top-k log-probabilities): ``logprobs`` as usual, with -inf for the candidates it
-    could not see, and ``unseen_mass``: the most probability at any node with an unseen
-    candidate that the engine could not see (0.0 when every candidate was seen: then exact)."""
+    could not see, and ``unseen_mass``: how much verdict probability that can hide (over the
+    nodes with an unseen candidate, the probability of reaching the node times the probability
+    the engine could not see there; 0.0 when every candidate was seen: then exact)."""
 
     logprobs: Tensor
     unseen_mass: float

@@ -12,8 +12,9 @@ How verdict distributions are read (``logprobs``; ``"auto"`` probes the server o
   the trie (`judgelm.engine.prompt_logprobs`).
 - ``"top_k"`` (approximate): for every trie node the prompt + the node's path goes out with
   ``max_tokens: 1, logprobs: k``; candidates outside the server's top k are unseen (-inf), and the
-  verdict's provenance reports the most probability at a node the server did not show
-  (`PartialLogprobs`; 0 when every candidate was among the top k: then exact). Token ids come from
+  verdict's provenance reports how much verdict probability that can hide: over the nodes with an
+  unseen candidate, the probability of reaching the node times the mass the server did not show
+  there (`PartialLogprobs`; 0 when every candidate was among the top k: then exact). Token ids come from
   vLLM's ``return_tokens_as_token_ids`` where the server takes it, else from the token strings.
 - ``"none"``: the server gives no log-probabilities; `capabilities.logits` is False and the judge
   scores text (said once, in the log).
@@ -235,7 +236,7 @@ class OpenAIEngine:
         """Approximate: the top-k next tokens after the prompt + each node's path."""
         paths, _ = _paths(tree)
         table = torch.full((tree.n_nodes, max(len(c) for c in tree.cand_ids)), -math.inf)
-        unseen = 0.0
+        hidden = [0.0] * tree.n_nodes  # per node: the mass the server did not show, if a candidate is unseen
         extra = {"return_tokens_as_token_ids": True} if self._token_ids else {}
         for start in range(0, tree.n_nodes, self.max_prompts):
             nodes = list(range(start, min(start + self.max_prompts, tree.n_nodes)))
@@ -259,8 +260,12 @@ class OpenAIEngine:
                     else:
                         table[n, j] = value
                 if missing:
-                    unseen = max(unseen, 1.0 - sum(math.exp(v) for v in top.values()))
-        return PartialLogprobs(table, max(0.0, unseen))
+                    hidden[n] = max(0.0, 1.0 - sum(math.exp(v) for v in top.values()))
+        # the grammar probability behind unseen candidates: P(reach node) x hidden mass there
+        reach = [1.0] + [0.0] * len(tree.tokens)
+        for i, (tok, par) in enumerate(zip(tree.tokens, tree.parents, strict=True), start=1):
+            reach[i] = reach[par] * math.exp(float(table[par, tree.cand_ids[par].index(tok)]))
+        return PartialLogprobs(table, min(1.0, sum(r * h for r, h in zip(reach, hidden, strict=True))))
 
     def _lookup(self, top: Mapping[str, float], token: int, context: Sequence[int]) -> float | None:
         """``token``'s value in a top-logprobs dict: its ``token_id:N`` key, else its text (with

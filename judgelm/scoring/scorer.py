@@ -35,7 +35,7 @@ class PromptScores:
     most probable earlier values for ``greedy``). ``grammar_mass`` is the probability the judge
     writes a line of the grammar at all (for greedy: along the chosen path). ``unseen_mass`` is
     set when the engine saw only part of the distributions (a server's top-k log-probabilities):
-    the most probability at a node with an unseen candidate (`PartialLogprobs`); None: exact.
+    the verdict probability its lists could hide (`PartialLogprobs`); None: exact.
     """
 
     values: tuple[float, ...]
