@@ -20,6 +20,7 @@ COMMANDS = {
     "calibrate": "calibrate_cmd",
     "serve": "serve_cmd",
     "train": "train_cmd",
+    "distill": "distill_cmd",
 }
 
 
