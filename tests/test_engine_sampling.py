@@ -104,8 +104,7 @@ def test_reported_logprobs_are_the_models_own(tiny_model, engines, name, tempera
     for i, (prompt, out) in enumerate(zip(PROMPTS, outs, strict=True)):
         infos = got[i]
         assert [x.token for x in infos] == out
-        with torch.no_grad():
-            logp = torch.log_softmax(tiny_model(torch.tensor([prompt + out])).logits[0].double(), -1)
+        logp = _logp(tiny_model, prompt + out)
         for k, x in enumerate(infos):
             row = logp[len(prompt) - 1 + k]
             assert math.isclose(x.logprob, float(row[x.token]), abs_tol=1e-4)
@@ -120,3 +119,29 @@ def test_generation_options_refuse_bad_values():
     for bad in ({"temperature": -1.0}, {"temperature": math.nan}, {"top_p": 0.0}, {"top_p": 1.5}, {"logprobs": -1}):
         with pytest.raises(ValueError):
             GenerationOptions(4, **bad)
+
+
+@pytest.mark.parametrize("name", ["packed", "hf"])
+def test_prompt_logprobs_equal_a_plain_forward(tiny_model, engines, name):
+    """`prompt_logprobs` (the server's ``echo``): sequences merged into tries (shared prefixes,
+    duplicates, a sequence that is a prefix of another, another first token, a single token)
+    give every position's log-probability and top-k as a plain HF forward does."""
+    from judgelm.engine.prompt_logprobs import prompt_logprobs
+
+    g = torch.Generator().manual_seed(0)
+    base = torch.randint(3, 32000, (40,), generator=g).tolist()
+    seqs = [[1, *base], [1, *base[:20], 5, 6, 7], [1, *base[:20]], [1, *base], [1], [2, 5, 9, 11], [1, *base[:10], 99]]
+    got = prompt_logprobs(engines[name], seqs, top_k=3)
+    for seq, infos in zip(seqs, got, strict=True):
+        assert [x.token for x in infos] == seq[1:]
+        if len(seq) < 2:
+            continue
+        ref = _logp(tiny_model, seq)
+        for i, x in enumerate(infos):
+            assert x.logprob == pytest.approx(float(ref[i, seq[i + 1]]), abs=1e-4)
+            assert [t for t, _ in x.top] == ref[i].topk(3).indices.tolist()
+
+
+def _logp(model, ids):
+    with torch.no_grad():
+        return torch.log_softmax(model(torch.tensor([ids])).logits[0].double(), -1)

@@ -110,11 +110,13 @@ def _read(trie: _Trie, index: dict[int, int], logp: Tensor, top_k: int) -> dict[
     if top_k:
         v, i = sub.topk(min(top_k, sub.shape[-1]), dim=-1)
         top = [tuple(zip(ids, vals, strict=True)) for ids, vals in zip(i.tolist(), v.tolist(), strict=True)]
+    rows = [[where[index[n]] for n, _ in edges] for _, edges in trie.members]
+    flat_rows = torch.tensor([r for rs in rows for r in rs], dtype=torch.long)
+    flat_tokens = torch.tensor([t for _, edges in trie.members for _, t in edges], dtype=torch.long)
+    chosen = iter(sub[flat_rows, flat_tokens].tolist())  # one gather for every edge of every member
     out = {}
-    for seq_index, edges in trie.members:
-        rows = [where[index[n]] for n, _ in edges]
-        chosen = sub[torch.tensor(rows), torch.tensor([t for _, t in edges])].tolist()
-        out[seq_index] = [TokenLogprobs(t, lp, top[r]) for (_, t), lp, r in zip(edges, chosen, rows, strict=True)]
+    for (seq_index, edges), rs in zip(trie.members, rows, strict=True):
+        out[seq_index] = [TokenLogprobs(t, next(chosen), top[r]) for (_, t), r in zip(edges, rs, strict=True)]
     return out
 
 

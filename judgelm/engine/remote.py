@@ -87,7 +87,7 @@ class OpenAIEngine:
         logprobs: LogprobMode = "auto",
         top_k: int = 20,
         context_length: int | None = None,
-        max_prompts_per_request: int = 64,
+        max_prompts_per_request: int = 128,
         timeout: float = 120.0,
         max_retries: int = 5,
         concurrency: int = 8,
