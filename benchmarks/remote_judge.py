@@ -12,7 +12,8 @@ judged five ways:
 4. in-process, text scoring (greedy score line),
 5. remote, text scoring.
 
-For each: seconds (median of ``--repeats``, after one untimed warm-up run), samples/s, the ratio to the in-process run of the
+For each: seconds (median of ``--repeats``; one untimed warm-up per path first, then the paths in
+turn, so a change of the machine's load hits all of them), samples/s, the ratio to the in-process run of the
 same scoring, the largest difference of an expected score from the in-process verdict, and the
 HTTP requests made. Prints a markdown table; ``--json PATH`` writes the rows, ``--write-results``
 updates the section of benchmarks/RESULTS.md.
@@ -32,6 +33,10 @@ import tempfile
 import time
 from pathlib import Path
 
+# One thread per process (this one and the server): on a shared CPU, OpenMP threads that spin while
+# other processes hold the cores make every small GEMM 10-100x slower, at random.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -47,16 +52,6 @@ def samples(n: int) -> list:
     from judgelm.data.synthetic import SyntheticConfig, generate
 
     return [record_from_dict(r).sample for r in generate(n, seed=5, config=SyntheticConfig())]
-
-
-def timed(fn, repeats: int) -> tuple[float, list]:
-    fn()  # warm up (first-use costs: a tokenizer's vocabulary decoded once, ...)
-    times, out = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
 
 
 def max_diff(a: list, b: list) -> float:
@@ -121,11 +116,21 @@ def main(argv: list[str] | None = None) -> int:
                 ("in-process", "text", lambda: local.judge(data, scoring="text"), None),
                 ("remote", "text", lambda: exact.judge(data, scoring="text"), exact),
             ]
+            # one untimed warm-up per path (first-use costs), then the paths in turn, repeated: a
+            # change of the machine's load hits every path alike
+            results = [[fn()] for _, _, fn, _ in runs]
+            times: list[list[float]] = [[] for _ in runs]
+            requests = [0] * len(runs)
+            for _ in range(args.repeats):
+                for k, (_, _, fn, judge) in enumerate(runs):
+                    before = judge.engine.http.usage.requests if judge else 0
+                    t = time.perf_counter()
+                    results[k] = [fn()]
+                    times[k].append(time.perf_counter() - t)
+                    requests[k] += (judge.engine.http.usage.requests - before) if judge else 0
             base: dict[str, tuple[float, list]] = {}
-            for name, scoring, fn, judge in runs:
-                before = judge.engine.http.usage.requests if judge else 0
-                seconds, verdicts = timed(fn, args.repeats)
-                requests = (judge.engine.http.usage.requests - before) / (args.repeats + 1) if judge else 0
+            for k, (name, scoring, _, judge) in enumerate(runs):
+                seconds, verdicts = statistics.median(times[k]), results[k][0]
                 if judge is None:
                     base[scoring] = (seconds, verdicts)
                 ref_s, ref_v = base[scoring]
@@ -139,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                         "vs in-process": f"{ref_s / seconds:.2f}x",
                         "max |Δ score|": f"{max_diff(verdicts, ref_v):.1e}",
                         "abstained": sum(v.abstained for v in verdicts),
-                        "requests/run": int(requests),
+                        "requests/run": requests[k] // args.repeats,
                         "unseen mass (mean)": f"{statistics.fmean(unseen):.3f}" if unseen else "-",
                     }
                 )
@@ -158,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
                 "",
                 f"Command: `{cmd.strip()}`  ",
                 f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores (shared; load average at the end "
-                f"{load[0]:.1f}), CPU only; the server is a second process on 127.0.0.1.  ",
+                f"{load[0]:.1f}), CPU only, one thread per process; the server is a second process on "
+                "127.0.0.1.  ",
                 f"Model: {args.model or 'a tiny random 2-layer Llama (LLaMA tokenizer)'}; {args.n} pairwise samples "
                 f"(synthetic, prompts {min(lengths)}..{max(lengths)} tokens, mean {statistics.fmean(lengths):.0f}); "
                 f"median of {args.repeats}; remote concurrency {args.concurrency}.",

@@ -503,10 +503,13 @@ class Judge:
 
         options = GenerationOptions(max_new_tokens, stop_at_newline=not explain)
         outputs = self.engine.generate([e.input_ids for _, e in flat], options, images=images, on_batch=on_progress)
-        for (job, _), ids in zip(flat, outputs, strict=True):
-            if isinstance(ids, RowFailure):  # a remote request failed: the sample abstains
-                job.failure, ids = ids.reason, []
-            job.texts.append(self.tokenizer.decode(ids, skip_special_tokens=True))
+        for (job, _), out in zip(flat, outputs, strict=True):
+            if isinstance(out, RowFailure):  # a remote request failed: the sample abstains
+                job.failure = out.reason
+        rows = [[] if isinstance(out, RowFailure) else out for out in outputs]
+        texts = self.tokenizer.batch_decode(rows, skip_special_tokens=True)
+        for (job, _), ids, text in zip(flat, rows, texts, strict=True):
+            job.texts.append(text)
             job.generated.append(list(ids))
 
     def _provenance(self, job: _Job, scoring: Literal["text", "logits"]) -> Provenance:

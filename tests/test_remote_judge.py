@@ -261,3 +261,22 @@ def test_sampling_options_reach_the_server(tiny_model, llama_tokenizer):
         got = remote.engine.generate(prompts, options)
     assert got == local.engine.generate(prompts, options)
     assert not math.isnan(sum(map(len, got)))
+
+
+def test_a_server_that_refuses_unknown_fields_gets_plain_requests():
+    """OpenAI's own API answers 400 to vLLM's extra fields: the remote judge drops them after the
+    first refusal (and only when the plain request goes through) and reads text verdicts."""
+    local = grading_judge()
+    extras = ("return_token_ids", "return_tokens_as_token_ids", "stop_token_ids")
+    app = _Faults(create_app(local, ServeConfig()), lambda p, n: (400, {}) if any(k in p for k in extras) else None)
+    samples = [Sample("q", ("good: yes", "bad: no")), Sample("q", ("bad", "good"))]
+    with serving(app) as srv:
+        remote = Judge.from_endpoint(srv.url, "grader", tokenizer=local.tokenizer)
+        got = remote.judge(samples)
+        first = len(app.seen)
+        again = remote.judge(samples)
+    assert [v.scores for v in got] == [v.scores for v in again] == [v.scores for v in local.judge(samples)]
+    assert remote.engine._token_ids is False
+    refused = [p for p in app.seen[:first] if p.get("max_tokens", 0) > 1 and any(k in p for k in extras)]
+    assert 1 <= len(refused) <= len(samples)  # each request already in flight tries once
+    assert not any(any(k in p for k in extras) for p in app.seen[first:])  # then plain requests only

@@ -23,6 +23,7 @@ __all__ = [
     "add_swap_flag",
     "add_truncation_flag",
     "add_trust_remote_code_flag",
+    "endpoint_kwargs",
     "judge_options",
     "load_judge",
     "load_kwargs",
@@ -40,32 +41,38 @@ def add_model_flags(p: Parser, *, device: bool = True) -> None:
     add_trust_remote_code_flag(p)
 
 
-def add_endpoint_flags(p: Parser, *, prefix: str = "", what: str = "the judge") -> None:
-    """``--endpoint URL`` (run {what} behind an OpenAI-compatible server; ``--model`` is then the
-    served model name), ``--api-key``, ``--tokenizer``, ``--concurrency``, ``--timeout``."""
+def add_endpoint_flags(p: Parser) -> None:
+    """``--endpoint URL`` (run the judge behind an OpenAI-compatible server; ``--model`` is then
+    the served model name), ``--api-key``, ``--tokenizer``, ``--endpoint-logprobs``,
+    ``--concurrency``, ``--timeout``."""
     p.add_argument(
-        f"--{prefix}endpoint",
-        help=f"run {what} behind an OpenAI-compatible server at this URL (vLLM, judgelm serve, ...); "
-        f"--{prefix}model is then the served model name",
+        "--endpoint",
+        help="judge through an OpenAI-compatible server at this URL (vLLM, judgelm serve, ...); "
+        "--model is then the served model name",
     )
-    p.add_argument(f"--{prefix}api-key", help="the server's API key (default: $OPENAI_API_KEY)")
+    p.add_argument("--api-key", help="the server's API key (default: $OPENAI_API_KEY)")
+    p.add_argument("--tokenizer", help="the model's tokenizer (folder or hub id) when --model has no local files")
     p.add_argument(
-        f"--{prefix}tokenizer", help="the model's tokenizer (folder or hub id) when --model has no local files"
+        "--endpoint-logprobs",
+        choices=["auto", "echo", "top_k", "none"],
+        default="auto",
+        help="how verdicts are read from the server: prompt log-probs (exact), top-k log-probs, or text "
+        "(default: probe the server)",
     )
-    p.add_argument(f"--{prefix}concurrency", type=int, default=8, help="requests in flight (default: 8)")
-    p.add_argument(f"--{prefix}timeout", type=float, default=120.0, help="seconds per request (default: 120)")
+    p.add_argument("--concurrency", type=int, default=8, help="requests in flight (default: 8)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default: 120)")
 
 
-def endpoint_kwargs(args: argparse.Namespace, prefix: str = "") -> dict[str, Any]:
+def endpoint_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """`Judge.from_endpoint` keywords from `add_endpoint_flags`."""
     import os
 
-    key = prefix.replace("-", "_")
     return {
-        "api_key": getattr(args, f"{key}api_key") or os.environ.get("OPENAI_API_KEY") or None,
-        "tokenizer": getattr(args, f"{key}tokenizer"),
-        "concurrency": getattr(args, f"{key}concurrency"),
-        "timeout": getattr(args, f"{key}timeout"),
+        "api_key": args.api_key or os.environ.get("OPENAI_API_KEY") or None,
+        "tokenizer": args.tokenizer,
+        "logprobs": args.endpoint_logprobs,
+        "concurrency": args.concurrency,
+        "timeout": args.timeout,
     }
 
 

@@ -3,7 +3,7 @@
 
 - A concurrency limit (a thread pool over one `httpx.Client`: the engine API is synchronous).
 - Per-request timeouts; retries with exponential backoff and jitter for connection errors,
-  timeouts, 408, 409, 429 and 5xx, honouring ``Retry-After`` (seconds or an HTTP date); other 4xx
+  timeouts, 408, 409, 429, 500, 502, 503 and 504, honouring ``Retry-After`` (seconds or an HTTP date); other 4xx
   answers are the request's fault and are not retried.
 - An optional request-rate limit (requests per minute), and token counts from ``usage``.
 - A request that still fails raises `EndpointError` (or, through `OpenAIHTTP.map`, becomes that
@@ -28,7 +28,8 @@ __all__ = ["EndpointError", "OpenAIHTTP", "Usage"]
 T = TypeVar("T")
 R = TypeVar("R")
 
-_RETRY_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+# timeouts, conflicts, rate limits and transient server errors; not 501 (never going to work) or 505+
+_RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 _MAX_SLEEP_S = 60.0
 
 

@@ -305,15 +305,14 @@ class OpenAIEngine:
             payload["seed"] = options.seed
         if options.stop_at_newline:
             payload["stop"] = ["\n"]
-        if self._token_ids:
-            payload["return_token_ids"] = True
-            if options.stop_token_ids:
-                payload["stop_token_ids"] = sorted(options.stop_token_ids)
         if options.logprobs is not None:
             payload["logprobs"] = options.logprobs
-            if self._token_ids:
-                payload["return_tokens_as_token_ids"] = True
-        body = self.http.post("/completions", {"model": self.model, **payload})
+        extras: dict[str, Any] = {"return_token_ids": True}  # vLLM's: exact ids instead of re-tokenized text
+        if options.stop_token_ids:
+            extras["stop_token_ids"] = sorted(options.stop_token_ids)
+        if options.logprobs is not None:
+            extras["return_tokens_as_token_ids"] = True
+        body = self._post_with_extras({"model": self.model, **payload}, extras)
         try:
             choice = body["choices"][0]
             text = choice.get("text") or ""
@@ -333,6 +332,21 @@ class OpenAIEngine:
             for info in self._token_logprobs(choice.get("logprobs") or {}):
                 options.on_logprobs(index, info)
         return ids
+
+    def _post_with_extras(self, payload: dict[str, Any], extras: dict[str, Any]) -> dict[str, Any]:
+        """POST /completions with vLLM's extra fields while the server takes them; when a request
+        with them is refused (400) and the plain one is not (OpenAI's own API refuses unknown
+        fields), the server gets plain requests from then on."""
+        if not self._token_ids:
+            return self.http.post("/completions", payload)
+        try:
+            return self.http.post("/completions", {**payload, **extras})
+        except EndpointError as e:
+            if e.status != 400:
+                raise
+        body = self.http.post("/completions", payload)  # a bad request fails again here
+        self._token_ids = False
+        return body
 
     def _token_logprobs(self, lp: Mapping[str, Any]) -> list[TokenLogprobs]:
         tokens, values, tops = lp.get("tokens") or [], lp.get("token_logprobs") or [], lp.get("top_logprobs") or []

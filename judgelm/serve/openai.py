@@ -186,7 +186,7 @@ class _Service:
     def new_choices(self, prompts: Sequence[tuple[int, ...]], params: GenerationParams) -> list[_Choice]:
         return [_Choice(i, p, TextStream(self.tokenizer, p[-8:], params.stop)) for i, p in enumerate(prompts)]
 
-    async def run_generation(self, choices: list[_Choice], key: _GenKey, params: GenerationParams) -> None:
+    async def run_generation(self, choices: list[_Choice], key: _GenKey) -> None:
         rows = [_Row(c.prompt, want_logprobs=key.logprobs is not None) for c in choices]
         outs = await self.batcher.submit_work(rows, key, lambda rs: _generate(self.engine, key, rs))
         for c, row, out in zip(choices, rows, outs, strict=True):
@@ -275,7 +275,7 @@ class _Service:
             stream = self.start_stream(choices, key) if key is not None else None
             return _sse(self.stream_completion(choices, req, key, stream, rid, created))
         if key is not None:
-            await self.run_generation(choices, key, params)
+            await self.run_generation(choices, key)
         return self.tools.json_response(
             {
                 "id": rid,
@@ -406,7 +406,7 @@ class _Service:
         rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if params.stream:
             return _sse(self.stream_chat(self.start_stream(choices, key), params, key, rid, created))
-        await self.run_generation(choices, key, params)
+        await self.run_generation(choices, key)
         return self.tools.json_response(
             {
                 "id": rid,
