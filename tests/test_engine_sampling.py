@@ -122,7 +122,8 @@ def test_generation_options_refuse_bad_values():
 
 
 @pytest.mark.parametrize("name", ["packed", "hf"])
-def test_prompt_logprobs_equal_a_plain_forward(tiny_model, engines, name):
+@pytest.mark.parametrize("top_k", [0, 3])  # 0: through the verdict head; k: the full distribution
+def test_prompt_logprobs_equal_a_plain_forward(tiny_model, engines, name, top_k):
     """`prompt_logprobs` (the server's ``echo``): sequences merged into tries (shared prefixes,
     duplicates, a sequence that is a prefix of another, another first token, a single token)
     give every position's log-probability and top-k as a plain HF forward does."""
@@ -131,7 +132,7 @@ def test_prompt_logprobs_equal_a_plain_forward(tiny_model, engines, name):
     g = torch.Generator().manual_seed(0)
     base = torch.randint(3, 32000, (40,), generator=g).tolist()
     seqs = [[1, *base], [1, *base[:20], 5, 6, 7], [1, *base[:20]], [1, *base], [1], [2, 5, 9, 11], [1, *base[:10], 99]]
-    got = prompt_logprobs(engines[name], seqs, top_k=3)
+    got = prompt_logprobs(engines[name], seqs, top_k=top_k)
     for seq, infos in zip(seqs, got, strict=True):
         assert [x.token for x in infos] == seq[1:]
         if len(seq) < 2:
@@ -139,7 +140,7 @@ def test_prompt_logprobs_equal_a_plain_forward(tiny_model, engines, name):
         ref = _logp(tiny_model, seq)
         for i, x in enumerate(infos):
             assert x.logprob == pytest.approx(float(ref[i, seq[i + 1]]), abs=1e-4)
-            assert [t for t, _ in x.top] == ref[i].topk(3).indices.tolist()
+            assert [t for t, _ in x.top] == ref[i].topk(top_k).indices.tolist()
 
 
 def _logp(model, ids):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from contextlib import contextmanager
 
 import pytest
@@ -280,3 +281,13 @@ def test_a_server_that_refuses_unknown_fields_gets_plain_requests():
     refused = [p for p in app.seen[:first] if p.get("max_tokens", 0) > 1 and any(k in p for k in extras)]
     assert 1 <= len(refused) <= len(samples)  # each request already in flight tries once
     assert not any(any(k in p for k in extras) for p in app.seen[first:])  # then plain requests only
+
+
+def test_the_request_rate_limit_spaces_requests():
+    with serving(grading_judge()) as srv:
+        http = OpenAIHTTP(srv.url, requests_per_minute=600, concurrency=4)  # one request per 0.1 s
+        start = time.monotonic()
+        results = http.map(lambda _: http.get("/models"), list(range(5)))
+        elapsed = time.monotonic() - start
+    assert all(r["data"][0]["id"] == "grader" for r in results)
+    assert elapsed >= 0.4 and http.usage.requests == 5

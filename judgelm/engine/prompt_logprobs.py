@@ -13,6 +13,7 @@ judge's tree step, so they agree to float rounding.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,9 +86,9 @@ def _tries(sequences: Sequence[Sequence[int]]) -> list[_Trie]:
     return tries
 
 
-def _node_logprobs(outputs: Tensor, head: tuple[Tensor, Tensor | None] | None) -> Tensor:
+def _full_logprobs(outputs: Tensor, head: tuple[Tensor, Tensor | None] | None) -> Tensor:
     """[nodes, V] fp32 log-probabilities from a row's outputs (hidden states through ``head``, or
-    logits when the head is not linear)."""
+    logits when the head is not linear), in bounded chunks."""
     if head is None:
         return torch.log_softmax(outputs.float(), -1)
     weight, bias = head
@@ -101,19 +102,49 @@ def _node_logprobs(outputs: Tensor, head: tuple[Tensor, Tensor | None] | None) -
     return torch.cat(parts)
 
 
-def _read(trie: _Trie, index: dict[int, int], logp: Tensor, top_k: int) -> dict[int, list[TokenLogprobs]]:
-    """Per member sequence, a `TokenLogprobs` for each position after the first."""
-    used = sorted({index[n] for _, edges in trie.members for n, _ in edges})
-    where = {o: k for k, o in enumerate(used)}
-    sub = logp[torch.tensor(used, device=logp.device)].cpu()  # [nodes used, V]
-    top: list[tuple[tuple[int, float], ...]] = [()] * len(used)
+def _children_logprobs(
+    outputs: Tensor, head: tuple[Tensor, Tensor | None] | None, kids: list[list[int]], top_k: int
+) -> tuple[Tensor, list[tuple[tuple[int, float], ...]]]:
+    """Each node's children's log-probabilities, [nodes, C] on the CPU (-inf padding), and the
+    ``top_k`` most likely tokens per node. Without top-k the verdict head computes them (fused on
+    CUDA: the [nodes, V] log-probabilities are never written)."""
+    width = max(1, max(map(len, kids)))
+    cand = torch.full((len(kids), width), -1, dtype=torch.long)
+    for i, k in enumerate(kids):
+        cand[i, : len(k)] = torch.tensor(k, dtype=torch.long)
+    if top_k == 0 and head is not None:
+        from judgelm.scoring.head import verdict_head
+
+        weight, bias = head
+        out = verdict_head(outputs, weight, cand.to(outputs.device), bias=bias, with_entropy=False)
+        return out.cand_logprobs.float().cpu(), [()] * len(kids)
+    logp = _full_logprobs(outputs, head).cpu()  # [nodes, V]
+    values = torch.where(cand >= 0, logp.gather(1, cand.clamp(min=0)), -math.inf)
+    top: list[tuple[tuple[int, float], ...]] = [()] * len(kids)
     if top_k:
-        v, i = sub.topk(min(top_k, sub.shape[-1]), dim=-1)
+        v, i = logp.topk(min(top_k, logp.shape[-1]), dim=-1)
         top = [tuple(zip(ids, vals, strict=True)) for ids, vals in zip(i.tolist(), v.tolist(), strict=True)]
-    rows = [[where[index[n]] for n, _ in edges] for _, edges in trie.members]
+    return values, top
+
+
+def _read(trie: _Trie, inner: list[int], outputs: Tensor, head: Any, top_k: int) -> dict[int, list[TokenLogprobs]]:
+    """Per member sequence of a trie row, a `TokenLogprobs` for each position after the first."""
+    nodes = [0, *inner]  # output row k holds node nodes[k]
+    kids = [list(trie.children[n]) for n in nodes]
+    values, top = _children_logprobs(outputs[: len(nodes)], head, kids, top_k)
+    row_of = {n: k for k, n in enumerate(nodes)}
+    slot = [{t: j for j, t in enumerate(k)} for k in kids]
+    rows = [[row_of[n] for n, _ in edges] for _, edges in trie.members]
     flat_rows = torch.tensor([r for rs in rows for r in rs], dtype=torch.long)
-    flat_tokens = torch.tensor([t for _, edges in trie.members for _, t in edges], dtype=torch.long)
-    chosen = iter(sub[flat_rows, flat_tokens].tolist())  # one gather for every edge of every member
+    flat_slots = torch.tensor(
+        [
+            slot[r][t]
+            for rs, (_, edges) in zip(rows, trie.members, strict=True)
+            for r, (_, t) in zip(rs, edges, strict=True)
+        ],
+        dtype=torch.long,
+    )
+    chosen = iter(values[flat_rows, flat_slots].tolist())  # one gather for every edge of every member
     out = {}
     for (seq_index, edges), rs in zip(trie.members, rows, strict=True):
         out[seq_index] = [TokenLogprobs(t, next(chosen), top[r]) for (_, t), r in zip(edges, rs, strict=True)]
@@ -149,8 +180,7 @@ def prompt_logprobs(engine: Any, sequences: Sequence[Sequence[int]], *, top_k: i
             [[index[t.parent[n]] for n in inner] for t, (inner, index) in zip(batch, fed, strict=True)],
             [[t.depth[n] for n in inner] for t, (inner, _) in zip(batch, fed, strict=True)],
         )  # [B, 1 + T, H] (or V)
-        for r, (t, (inner, index)) in enumerate(zip(batch, fed, strict=True)):
-            logp = _node_logprobs(outputs[r, : 1 + len(inner)], head)
-            result.update(_read(t, index, logp, top_k))
+        for r, (t, (inner, _)) in enumerate(zip(batch, fed, strict=True)):
+            result.update(_read(t, inner, outputs[r], head, top_k))
         start = stop
     return [result[i] for i in range(len(sequences))]
