@@ -312,3 +312,17 @@ def test_requests_share_model_calls_and_overload_is_503(tiny_model, chat_tokeniz
             t.join(30)
     assert [r.status_code for r in results] == [200] * 5
     assert engine.calls == [1, 4]  # the four queued requests shared one call
+
+
+def test_serve_command_names_the_served_model():
+    import argparse
+
+    from judgelm.cli import serve_cmd
+
+    p = argparse.ArgumentParser()
+    serve_cmd._add_arguments(p)
+    assert serve_cmd.build_config(p.parse_args(["--model", "BAAI/JudgeLM-7B-v1.0"])).served_model_name == (
+        "BAAI/JudgeLM-7B-v1.0"
+    )
+    named = p.parse_args(["--model", "/models/judge", "--served-model-name", "judge-7b"])
+    assert serve_cmd.build_config(named).served_model_name == "judge-7b"

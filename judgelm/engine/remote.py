@@ -237,11 +237,11 @@ class OpenAIEngine:
         paths, _ = _paths(tree)
         table = torch.full((tree.n_nodes, max(len(c) for c in tree.cand_ids)), -math.inf)
         hidden = [0.0] * tree.n_nodes  # per node: the mass the server did not show, if a candidate is unseen
-        extra = {"return_tokens_as_token_ids": True} if self._token_ids else {}
         for start in range(0, tree.n_nodes, self.max_prompts):
             nodes = list(range(start, min(start + self.max_prompts, tree.n_nodes)))
             seqs = [[*prompt, *paths[n]] for n in nodes]
-            body = self._complete_raw({"prompt": seqs, "max_tokens": 1, "logprobs": self.top_k, **extra})
+            payload = {"model": self.model, "temperature": 0, "prompt": seqs, "max_tokens": 1, "logprobs": self.top_k}
+            body = self._post_with_extras(payload, {"return_tokens_as_token_ids": True})
             choices = sorted(body.get("choices") or [], key=lambda ch: ch.get("index", 0))
             if len(choices) != len(seqs):
                 raise EndpointError(f"the server answered {len(choices)} choices for {len(seqs)} prompts")
@@ -270,8 +270,9 @@ class OpenAIEngine:
     def _lookup(self, top: Mapping[str, float], token: int, context: Sequence[int]) -> float | None:
         """``token``'s value in a top-logprobs dict: its ``token_id:N`` key, else its text (with
         the context's spacing, as vLLM and judgelm name tokens, or decoded alone)."""
-        if self._token_ids:
-            return top.get(f"{_TOKEN_ID}{token}")
+        by_id = top.get(f"{_TOKEN_ID}{token}")
+        if by_id is not None:
+            return by_id
         for name in (added_text(self.tokenizer, context, token), self.tokenizer.decode([token])):
             if name in top:
                 return top[name]
