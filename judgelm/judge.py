@@ -45,6 +45,7 @@ class Discussion:
 
     context: str  # the judge prompt followed by the verdict it wrote
     turns: tuple[Turn, ...] = ()
+    images: tuple[Any, ...] = ()  # the judged sample's images (paths, bytes, PIL): a vision judge sees them again
 
     @property
     def reply(self) -> str | None:
@@ -57,6 +58,7 @@ class _Job:
     """One sample on its way through `Judge.judge`."""
 
     sample: Sample
+    index: int = 0  # position in the `Judge.judge` call (what ``on_token`` reports)
     format: Formatter | None = None
     encoded: tuple[EncodedPrompt, ...] = ()
     images: tuple[Any, ...] | None = None  # preprocessed image tensors, for vision judges
@@ -274,6 +276,7 @@ class Judge:
         truncation: TruncationPolicy | None = None,
         calibrated: bool | None = None,
         on_progress: Callable[[int], None] | None = None,
+        on_token: Callable[[int, int, int], None] | None = None,
     ) -> list[Verdict]:
         """Judge samples in one batched pass; one `Verdict` per sample, in order.
 
@@ -298,7 +301,10 @@ class Judge:
         Explain-first formats (``prometheus_*``) always generate the judge's feedback first (up to
         ``max_new_tokens``, default 512); logit scoring then reads the result slot after it.
 
-        ``on_progress(n)`` is called as batches of ``n`` samples finish. A sample that cannot be
+        ``on_progress(n)`` is called as batches of ``n`` samples finish. ``on_token(sample, order,
+        token)`` streams the generated text (explanations, text scoring): every new token id of
+        order ``order`` (an index into ``provenance.orders``) of ``samples[sample]``, as the engine
+        chooses it (rows interleave; called on the thread that runs the model). A sample that cannot be
         judged (wrong shape, too long under ``truncation="error"``, an unreadable verdict) gets an
         abstained verdict with a reason; it never raises for those.
         """
@@ -317,15 +323,16 @@ class Judge:
         kind = self._resolve_scoring(opts.scoring)
         policy = opts.truncation or self.truncation
         jobs = [
-            self._prepare(s, opts.mode, opts.swap, opts.explain, opts.max_new_tokens, policy)
-            for s in as_samples(samples)
+            self._prepare(s, opts.mode, opts.swap, opts.explain, opts.max_new_tokens, policy, index=i)
+            for i, s in enumerate(as_samples(samples))
         ]
         live = [j for j in jobs if j.verdict is None]
         if live and kind == "logits":
-            self._run_logits(live, opts.slots, on_progress, opts.max_new_tokens)
+            self._run_logits(live, opts.slots, on_progress, opts.max_new_tokens, on_token)
         pending = [j for j in live if not j.texts]  # explain-first logit scoring generated already
         if pending and (kind == "text" or opts.explain):
-            self._run_generation(pending, opts.explain, opts.max_new_tokens, None if kind == "logits" else on_progress)
+            progress = None if kind == "logits" else on_progress
+            self._run_generation(pending, opts.explain, opts.max_new_tokens, progress, on_token)
         calibration = self.calibration if opts.calibrated else Calibration()
         for job in live:
             if job.failure is not None:
@@ -385,8 +392,10 @@ class Judge:
         explain: bool,
         max_new_tokens: int | None,
         policy: TruncationPolicy,
+        *,
+        index: int = 0,
     ) -> _Job:
-        job = _Job(sample)
+        job = _Job(sample, index)
         name = mode or infer_mode(sample)
         try:
             sample = self._with_defaults(sample)
@@ -398,7 +407,7 @@ class Judge:
             if job.encoded[0].prompt.images or self.engine.capabilities.images:
                 self._check_image_slots(sample, job.encoded)
                 if job.encoded[0].prompt.images:
-                    job.images = self._load_images(sample, job.encoded[0].prompt.images)
+                    job.images = self._load_images(job.encoded[0].prompt.images, sample.id)
         except InvalidSampleError as e:
             code = "input_error" if (e.field or "").startswith("images") else "invalid_input"
             job.verdict = self._abstain(sample, name, code, str(e))
@@ -428,12 +437,12 @@ class Judge:
         for e in encoded:
             check_image_placeholders(self.tokenizer, e.input_ids, n_images, sample_id=sample.id)
 
-    def _load_images(self, sample: Sample, images: Sequence[Any]) -> tuple[Any, ...]:
-        """Pixel tensors of ``images`` (`_check_image_slots` has checked the judge sees images)."""
+    def _load_images(self, images: Sequence[Any], sample_id: str | None) -> tuple[Any, ...]:
+        """Pixel tensors of ``images`` (the caller has checked the judge sees images)."""
         from judgelm.modalities.image import load_image
 
         return tuple(
-            self.model.preprocess(load_image(src, sample_id=sample.id, index=i)) for i, src in enumerate(images)
+            self.model.preprocess(load_image(src, sample_id=sample_id, index=i)) for i, src in enumerate(images)
         )
 
     def _flat_prompts(self, jobs: Sequence[_Job]) -> tuple[list[tuple[_Job, EncodedPrompt]], list[Any] | None]:
@@ -447,6 +456,7 @@ class Judge:
         slots: SlotStrategy,
         on_progress: Callable[[int], None] | None,
         max_new_tokens: int | None = None,
+        on_token: Callable[[int, int, int], None] | None = None,
     ) -> None:
         from judgelm.scoring.scorer import score_prompts
 
@@ -460,16 +470,21 @@ class Judge:
                 job.add_scores(res)
         explained = [j for j in jobs if j.format and j.format.explains_first]
         if explained:
-            self._run_explained(explained, slots, on_progress, max_new_tokens or DEFAULT_EXPLAIN_TOKENS)
+            self._run_explained(explained, slots, on_progress, max_new_tokens or DEFAULT_EXPLAIN_TOKENS, on_token)
 
     def _run_explained(
-        self, jobs: Sequence[_Job], slots: SlotStrategy, on_progress: Callable[[int], None] | None, max_new_tokens: int
+        self,
+        jobs: Sequence[_Job],
+        slots: SlotStrategy,
+        on_progress: Callable[[int], None] | None,
+        max_new_tokens: int,
+        on_token: Callable[[int, int, int], None] | None = None,
     ) -> None:
         """Explain-first logit scoring: generate the feedback, then read the result slot after
         the verdict marker (`judgelm.scoring.explained`)."""
         from judgelm.scoring.explained import score_explained
 
-        self._run_generation(jobs, True, max_new_tokens, on_progress)  # progress: each row once, here
+        self._run_generation(jobs, True, max_new_tokens, on_progress, on_token)  # progress: each row once, here
         flat, _ = self._flat_prompts(jobs)
         generated = [ids for job in jobs for ids in job.generated]
         results = score_explained(
@@ -484,16 +499,26 @@ class Judge:
             job.add_scores(res.scores, res.reason)
 
     def _run_generation(
-        self, jobs: Sequence[_Job], explain: bool, max_new_tokens: int | None, on_progress: Callable[[int], None] | None
+        self,
+        jobs: Sequence[_Job],
+        explain: bool,
+        max_new_tokens: int | None,
+        on_progress: Callable[[int], None] | None,
+        on_token: Callable[[int, int, int], None] | None = None,
     ) -> None:
         # explain-first formats write their feedback before the verdict: never stop at a newline
         groups = [[j for j in jobs if bool(j.format and j.format.explains_first) == first] for first in (False, True)]
         for first, group in zip((False, True), groups, strict=True):
             if group:
-                self._generate(group, explain or first, max_new_tokens, on_progress)
+                self._generate(group, explain or first, max_new_tokens, on_progress, on_token)
 
     def _generate(
-        self, jobs: Sequence[_Job], explain: bool, max_new_tokens: int | None, on_progress: Callable[[int], None] | None
+        self,
+        jobs: Sequence[_Job],
+        explain: bool,
+        max_new_tokens: int | None,
+        on_progress: Callable[[int], None] | None,
+        on_token: Callable[[int, int, int], None] | None = None,
     ) -> None:
         flat, images = self._flat_prompts(jobs)
         if max_new_tokens is None:
@@ -501,14 +526,18 @@ class Judge:
             max_new_tokens = DEFAULT_EXPLAIN_TOKENS if explain else _SCORE_LINE_TOKENS_PER_SCORE * n_scores + 4
         from judgelm.engine.base import GenerationOptions, RowFailure
 
-        options = GenerationOptions(max_new_tokens, stop_at_newline=not explain)
+        stream = None
+        if on_token is not None:  # flat row -> (sample index, order index)
+            rows = [(j.index, k) for j in jobs for k in range(len(j.encoded))]
+            stream = lambda r, token: on_token(*rows[r], token)  # noqa: E731
+        options = GenerationOptions(max_new_tokens, stop_at_newline=not explain, on_token=stream)
         outputs = self.engine.generate([e.input_ids for _, e in flat], options, images=images, on_batch=on_progress)
         for (job, _), out in zip(flat, outputs, strict=True):
             if isinstance(out, RowFailure):  # a remote request failed: the sample abstains
                 job.failure = out.reason
-        rows = [[] if isinstance(out, RowFailure) else out for out in outputs]
-        texts = self.tokenizer.batch_decode(rows, skip_special_tokens=True)
-        for (job, _), ids, text in zip(flat, rows, texts, strict=True):
+        made = [[] if isinstance(out, RowFailure) else out for out in outputs]
+        texts = self.tokenizer.batch_decode(made, skip_special_tokens=True)
+        for (job, _), ids, text in zip(flat, made, texts, strict=True):
             job.texts.append(text)
             job.generated.append(list(ids))
 
@@ -661,28 +690,65 @@ class Judge:
         convs = (conversation_a,) if conversation_b is None else (conversation_a, conversation_b)
         return self.judge(Sample(conversations=convs, reference=reference, mode="chat"), **kw)[0]  # type: ignore[arg-type]
 
-    def discuss(self, about: Verdict | Discussion, message: str, *, max_new_tokens: int = 256) -> Discussion:
+    def discuss(
+        self,
+        about: Verdict | Discussion,
+        message: str,
+        *,
+        max_new_tokens: int = 256,
+        images: Sequence[Any] = (),
+        on_token: Callable[[int], None] | None = None,
+    ) -> Discussion:
         """Ask the judge a follow-up question about a verdict it gave.
 
         The judge sees its prompt and verdict, then Vicuna-v1.1 turns
         (``USER: ... ASSISTANT: ...</s>``), as in the JudgeLM demo. Pass the returned
         `Discussion` back in to go on; `Discussion.reply` is the latest answer. A verdict read
-        from logits is shown to the judge as its most likely score line."""
+        from logits is shown to the judge as its most likely score line.
+
+        ``images``: the judged sample's images, for a verdict on an image format: a vision judge
+        sees them again at their places in the prompt (a `Discussion` keeps them). ``on_token(token)``
+        streams the reply's token ids as they are chosen."""
         if isinstance(about, Verdict):
             if about.prompt is None:
                 raise ValueError("this verdict has no prompt to discuss")
-            about = Discussion(context=about.prompt + (about.text if about.text is not None else score_line(about)))
+            line = about.text if about.text is not None else score_line(about)
+            about = Discussion(context=about.prompt + line, images=tuple(images))
         text = followup_prompt(about.context, about.turns, message, self.tokenizer.eos_token or "")
         ids = self.tokenizer(text, add_special_tokens=True)["input_ids"]
+        context = self.engine.facts.context_length
+        if len(ids) + max_new_tokens > context:
+            raise PromptTooLongError(
+                f"the discussion is {len(ids)} tokens; with {max_new_tokens} new tokens it does not fit "
+                f"the judge's context of {context}: start again from the verdict"
+            )
+        pixels = None
+        if self.engine.capabilities.images:
+            from judgelm.vision.tokens import check_image_placeholders
+
+            try:
+                check_image_placeholders(self.tokenizer, ids, len(about.images))
+            except InvalidSampleError:
+                if about.images:
+                    raise
+                raise InvalidSampleError(
+                    "the verdict's prompt shows images: pass the sample's images (images=...) to discuss it",
+                    field="images",
+                ) from None
+            pixels = [list(self._load_images(about.images, None))] if about.images else None
+        elif about.images:
+            raise InvalidSampleError("this judge has no vision tower to see the images again", field="images")
         from judgelm.engine.base import GenerationOptions, RowFailure
 
-        out = self.engine.generate([ids], GenerationOptions(max_new_tokens))[0]
+        stream = None if on_token is None else (lambda _row, token: on_token(token))
+        out = self.engine.generate([ids], GenerationOptions(max_new_tokens, on_token=stream), images=pixels)[0]
         if isinstance(out, RowFailure):
             from judgelm.errors import JudgeLMError
 
             raise JudgeLMError(f"the judge could not answer: {out.reason}")
         reply = self.tokenizer.decode(out, skip_special_tokens=True).strip()
-        return Discussion(about.context, (*about.turns, Turn("user", message), Turn("assistant", reply)))
+        turns = (*about.turns, Turn("user", message), Turn("assistant", reply))
+        return Discussion(about.context, turns, about.images)
 
 
 def _endpoint_tokenizer(model: str, tokenizer: Any) -> Any:

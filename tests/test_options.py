@@ -29,7 +29,8 @@ def test_every_judge_keyword_is_an_option():
 
     from judgelm.judge import Judge
 
-    keywords = set(inspect.signature(Judge.judge).parameters) - {"self", "samples", "options", "on_progress"}
+    callbacks = {"on_progress", "on_token"}
+    keywords = set(inspect.signature(Judge.judge).parameters) - {"self", "samples", "options", *callbacks}
     assert keywords == set(JudgeOptions.__dataclass_fields__)
 
 
@@ -55,6 +56,7 @@ COMMANDS = {  # command line -> the shared flags it declares
     ("serve",): {"model", "device", "dtype", "trust_remote_code", "truncation", "reward_scoring"},
     ("train", "d.jsonl", "-o", "out"): {"model", "trust_remote_code", "truncation", "mode"},
     ("prompts", "in.jsonl"): {"mode", "swap"},
+    ("ui",): {"model", "device", "dtype", "trust_remote_code", "truncation"},
 }
 
 

@@ -94,6 +94,39 @@ def test_full_queue_refuses_at_once_and_accepted_work_completes():
     assert b.metrics.rejected.get(reason="overload") == 1
 
 
+def test_a_call_waits_for_the_model_between_batches_and_counts_against_the_queue():
+    """`MicroBatcher.call` (the page's streamed judgements and follow-up chats) shares the one
+    model thread: it never runs beside a batch, and it takes a place in the queue."""
+    judge = CountingJudge(grading_judge(), gated=True)
+
+    async def main():
+        b = MicroBatcher(judge, max_batch_size=2, max_wait_s=0.0, max_queue=2)
+        await b.start()
+        first = asyncio.create_task(b.submit([pair(0)]))
+        while not judge.entered.is_set():  # the first batch is now in the model
+            await asyncio.sleep(0.005)
+        seen = []
+        exclusive = asyncio.create_task(b.call(lambda: seen.append(len(judge.calls)) or "called"))
+        await asyncio.sleep(0.02)
+        assert seen == []  # waits while the batch runs
+        queued = asyncio.create_task(b.submit([pair(1)]))  # the call + this sample fill the queue
+        await asyncio.sleep(0.01)
+        with pytest.raises(Overloaded):
+            await b.submit([pair(2)])
+        with pytest.raises(Overloaded):
+            await b.call(lambda: None)
+        judge.gate.set()
+        out = await asyncio.gather(first, exclusive, queued)
+        await b.stop()
+        with pytest.raises(ShuttingDown):
+            await b.call(lambda: None)
+        return out, seen
+
+    (first, called, queued), seen = run(main())
+    assert called == "called" and seen == [1]  # after the first batch, before the queued one
+    assert first[0].sample_id == "s0" and queued[0].sample_id == "s1"
+
+
 def test_stop_drains_accepted_requests_then_refuses():
     judge = CountingJudge(grading_judge(), gated=True)
 

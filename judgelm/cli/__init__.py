@@ -19,6 +19,7 @@ COMMANDS = {
     "bench": "bench_cmd",
     "calibrate": "calibrate_cmd",
     "serve": "serve_cmd",
+    "ui": "ui_cmd",
     "train": "train_cmd",
     "distill": "distill_cmd",
 }

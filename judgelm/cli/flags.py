@@ -7,6 +7,7 @@ prompts are fitted (``--truncation``), how verdicts are read (``--scoring``,
 from __future__ import annotations
 
 import argparse
+import os
 from typing import TYPE_CHECKING, Any
 
 from judgelm.options import SCORINGS, TRUNCATIONS, JudgeOptions
@@ -42,15 +43,15 @@ def add_model_flags(p: Parser, *, device: bool = True) -> None:
 
 
 def add_endpoint_flags(p: Parser) -> None:
-    """``--endpoint URL`` (run the judge behind an OpenAI-compatible server; ``--model`` is then
-    the served model name), ``--api-key``, ``--tokenizer``, ``--endpoint-logprobs``,
-    ``--concurrency``, ``--timeout``."""
+    """``--endpoint URL`` (a judge served by any OpenAI-compatible server, `Judge.from_endpoint`;
+    ``--model`` then names the served model), ``--endpoint-api-key`` (default $OPENAI_API_KEY),
+    ``--tokenizer``, ``--endpoint-logprobs``, ``--concurrency``, ``--timeout``."""
     p.add_argument(
         "--endpoint",
-        help="judge through an OpenAI-compatible server at this URL (vLLM, judgelm serve, ...); "
-        "--model is then the served model name",
+        metavar="URL",
+        help="judge through an OpenAI-compatible server at URL (vLLM, judgelm serve, ...); --model: its name",
     )
-    p.add_argument("--api-key", help="the server's API key (default: $OPENAI_API_KEY)")
+    p.add_argument("--endpoint-api-key", help="the endpoint's API key (default: $OPENAI_API_KEY if set)")
     p.add_argument("--tokenizer", help="the model's tokenizer (folder or hub id) when --model has no local files")
     p.add_argument(
         "--endpoint-logprobs",
@@ -65,10 +66,8 @@ def add_endpoint_flags(p: Parser) -> None:
 
 def endpoint_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """`Judge.from_endpoint` keywords from `add_endpoint_flags`."""
-    import os
-
     return {
-        "api_key": args.api_key or os.environ.get("OPENAI_API_KEY") or None,
+        "api_key": args.endpoint_api_key or os.environ.get("OPENAI_API_KEY") or None,
         "tokenizer": args.tokenizer,
         "logprobs": args.endpoint_logprobs,
         "concurrency": args.concurrency,
@@ -148,7 +147,7 @@ def load_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load_judge(args: argparse.Namespace, **extra: Any) -> Judge:
-    """The judge `add_model_flags` names (behind ``--endpoint`` when `add_endpoint_flags` gave one)."""
+    """The judge `add_model_flags` names (through ``--endpoint`` when `add_endpoint_flags` gave one)."""
     from judgelm.judge import Judge
 
     if getattr(args, "endpoint", None):

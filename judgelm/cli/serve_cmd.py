@@ -14,8 +14,12 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from judgelm.cli.flags import add_model_flags, add_scoring_flags, add_truncation_flag, load_judge
+
+if TYPE_CHECKING:
+    from judgelm.serve.config import ServeConfig
 
 API_KEY_ENV = "JUDGELM_API_KEY"
 
@@ -30,27 +34,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_flags(p)
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
-    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
-    p.add_argument("--served-model-name", help="the model name of the OpenAI routes (default: the --model argument)")
-    p.add_argument(
-        "--api-key",
-        help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV} if set); "
-        "clients that send no headers (OpenRLHF) POST to /k/KEY/get_reward",
-    )
+    add_server_flags(p)
     add_truncation_flag(p)
-    g = p.add_argument_group("batching and limits")
-    g.add_argument("--max-batch-size", type=int, default=32, help="samples per model call (default: 32)")
-    g.add_argument("--max-wait-ms", type=float, default=5.0, help="longest wait to fill a batch (default: 5)")
-    g.add_argument("--max-queue", type=int, default=1024, help="samples waiting before 503 (default: 1024)")
-    g.add_argument("--max-request-samples", type=int, default=256, help="samples per request (default: 256)")
-    g.add_argument("--max-body-mb", type=float, default=8.0, help="request body limit in MiB (default: 8)")
-    g.add_argument(
-        "--graceful-timeout",
-        type=float,
-        default=30.0,
-        help="seconds to finish in-flight requests on shutdown",
-    )
     r = p.add_argument_group("/get_reward (OpenRLHF)")
     r.add_argument(
         "--reward-mode",
@@ -76,13 +61,53 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         default=0.0,
         help="reward sent when the judge abstains (flagged in extra_logs)",
     )
+
+
+def add_server_flags(p: argparse.ArgumentParser, *, port: int = 8000) -> None:
+    """Where to listen, the API key, batching and limits (`ServeConfig`): ``judgelm serve`` and
+    ``judgelm ui`` alike."""
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
+    p.add_argument("--port", type=int, default=port, help=f"port (default: {port})")
+    p.add_argument("--served-model-name", help="the model name of the OpenAI routes (default: the --model argument)")
+    p.add_argument(
+        "--api-key",
+        help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV} if set); "
+        "clients that send no headers (OpenRLHF) POST to /k/KEY/get_reward",
+    )
+    g = p.add_argument_group("batching and limits")
+    g.add_argument("--max-batch-size", type=int, default=32, help="samples per model call (default: 32)")
+    g.add_argument("--max-wait-ms", type=float, default=5.0, help="longest wait to fill a batch (default: 5)")
+    g.add_argument("--max-queue", type=int, default=1024, help="samples waiting before 503 (default: 1024)")
+    g.add_argument("--max-request-samples", type=int, default=256, help="samples per request (default: 256)")
+    g.add_argument("--max-body-mb", type=float, default=8.0, help="request body limit in MiB (default: 8)")
+    g.add_argument(
+        "--graceful-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to finish in-flight requests on shutdown",
+    )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
 
-def build_config(args: argparse.Namespace):
+def server_config(args: argparse.Namespace, **fields: Any) -> ServeConfig:
+    """The `ServeConfig` of `add_server_flags`' flags (+ ``fields``); raises ValueError."""
+    from judgelm.serve.config import ServeConfig
+
+    return ServeConfig(
+        api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
+        max_batch_size=args.max_batch_size,
+        max_wait_ms=args.max_wait_ms,
+        max_queue=args.max_queue,
+        max_request_samples=args.max_request_samples,
+        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+        served_model_name=args.served_model_name or args.model,
+        **fields,
+    )
+
+
+def build_config(args: argparse.Namespace) -> ServeConfig:
     from judgelm.integrations.openrlhf import RewardMapping
     from judgelm.options import JudgeOptions
-    from judgelm.serve.config import ServeConfig
 
     reward = RewardMapping(
         mode=args.reward_mode,
@@ -91,16 +116,7 @@ def build_config(args: argparse.Namespace):
         abstain_reward=args.abstain_reward,
         options=JudgeOptions(swap=args.reward_swap, scoring=args.reward_scoring),
     )
-    return ServeConfig(
-        api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
-        max_batch_size=args.max_batch_size,
-        max_wait_ms=args.max_wait_ms,
-        max_queue=args.max_queue,
-        max_request_samples=args.max_request_samples,
-        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
-        reward=reward,
-        served_model_name=args.served_model_name or args.model,
-    )
+    return server_config(args, reward=reward)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -268,6 +268,7 @@ def create_app(judge: Any, config: ServeConfig | None = None, *, metrics: Server
         middleware.append(st.middleware.Middleware(_KeyFromPath))
     app = st.applications.Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.batcher = batcher
+    app.state.endpoint = endpoint  # the API-key check, error mapping and metrics, for routes added later (the UI)
     app.state.metrics = metrics
     app.state.config = config
     return app

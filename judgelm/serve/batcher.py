@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from judgelm.options import JudgeOptions
 from judgelm.serve.metrics import ServerMetrics
@@ -28,6 +28,8 @@ from judgelm.types import Sample, Verdict
 __all__ = ["MicroBatcher", "Overloaded", "ShuttingDown"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class Overloaded(Exception):
@@ -76,6 +78,7 @@ class MicroBatcher:
         self.metrics = metrics or ServerMetrics()
         self._pending: deque[_Pending] = deque()
         self._queued_samples = 0
+        self._exclusive = 0  # `call`s waiting or running
         self._wake: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
         self._closing = False
@@ -133,7 +136,7 @@ class MicroBatcher:
         n = len(items)
         if n == 0:
             raise ValueError("nothing to queue")
-        if self._queued_samples + n > self.max_queue:
+        if self._queued_samples + self._exclusive + n > self.max_queue:
             self.metrics.rejected.inc(reason="overload")
             raise Overloaded(self._retry_after())
         item = _Pending(tuple(items), key, run, asyncio.get_running_loop().create_future())
@@ -142,6 +145,22 @@ class MicroBatcher:
         self._update_gauges()
         self._wake.set()
         return item.future
+
+    async def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` (a model call that cannot share a batch: a streamed explanation, a follow-up
+        chat) on the model thread, between batches, never overlapping another model call. It
+        counts as one sample against ``max_queue`` while it waits and runs."""
+        if self._closing or self._worker is None:
+            self.metrics.rejected.inc(reason="shutdown")
+            raise ShuttingDown("the judge server is shutting down")
+        if self._queued_samples + self._exclusive + 1 > self.max_queue:
+            self.metrics.rejected.inc(reason="overload")
+            raise Overloaded(self._retry_after())
+        self._exclusive += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        finally:
+            self._exclusive -= 1
 
     def _retry_after(self) -> int:
         batches_ahead = math.ceil(self._queued_samples / self.max_batch_size)

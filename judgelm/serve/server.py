@@ -68,14 +68,15 @@ def serve(
     log_level: str = "info",
     graceful_timeout_s: float = 30.0,
 ) -> None:
-    """Serve ``judge`` until SIGINT/SIGTERM (blocking)."""
+    """Serve ``judge`` (or an app from `create_app`, served with ``config``) until SIGINT/SIGTERM
+    (blocking)."""
     config = config or ServeConfig()
     if not is_loopback(host) and config.api_key is None:
         log.warning(
             "judgelm serve: listening on %s without an API key: anyone who reaches it can judge",
             host,
         )
-    app = create_app(judge, config)
+    app = judge if hasattr(judge, "router") else create_app(judge, config)
     server = _uvicorn().Server(_uvicorn_config(app, config, host, port, log_level, graceful_timeout_s))
     # uvicorn handles SIGINT/SIGTERM itself (graceful shutdown), then re-raises the signal under
     # the handlers that were installed before it. Quiet handlers there let a clean shutdown end
