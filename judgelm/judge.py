@@ -67,7 +67,17 @@ class _Job:
     generated: list[list[int]] = field(default_factory=list)  # their token ids (explain-first scoring)
     scores: list[Any] = field(default_factory=list)  # PromptScores (None: no verdict marker), one per order
     missing: list[str | None] = field(default_factory=list)  # explain-first: why an order has no scores
+    failure: str | None = None  # the engine could not run an order (a remote request failed)
     verdict: Verdict | None = None  # set early when the sample is refused
+
+    def add_scores(self, result: Any, missing: str | None = None) -> None:
+        """One order's scores (`PromptScores`, None, or the engine's `RowFailure`)."""
+        from judgelm.engine.base import RowFailure
+
+        if isinstance(result, RowFailure):
+            self.failure, result, missing = result.reason, None, result.reason
+        self.scores.append(result)
+        self.missing.append(missing)
 
 
 class Judge:
@@ -158,6 +168,66 @@ class Judge:
             name=name,
             truncation=truncation,
             max_batch_tokens=max_batch_tokens,
+            config=config,
+            abstain_threshold=abstain_threshold,
+        )
+
+    @classmethod
+    def from_endpoint(
+        cls,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        tokenizer: Any = None,
+        logprobs: Literal["auto", "echo", "top_k", "none"] = "auto",
+        concurrency: int = 8,
+        timeout: float = 120.0,
+        max_retries: int = 5,
+        requests_per_minute: float | None = None,
+        context_length: int | None = None,
+        truncation: TruncationPolicy = "answers",
+        abstain_threshold: float = DEFAULT_ABSTAIN_THRESHOLD,
+        config: JudgeConfig | None = None,
+    ) -> Judge:
+        """A judge whose model runs behind any OpenAI-compatible server (vLLM, SGLang, TGI,
+        llama.cpp's server, ``judgelm serve``, a hosted API): ``base_url`` like
+        ``http://host:8000/v1``, ``model`` the name the server knows.
+
+        Prompts are rendered and token-counted here, with ``tokenizer`` (a tokenizer, or a name or
+        folder to load one from), else the tokenizer of ``model`` when its files are on this
+        machine (a folder, or the Hugging Face cache); a server's own tokenizer is not used (the
+        verdict grammar needs the vocabulary). Verdicts are read from prompt log-probabilities
+        where the server returns them (``echo``: exact, the local judge's distributions), else
+        from top-k log-probabilities (approximate; ``Verdict.provenance.unseen_mass``), else from
+        text (``logprobs="auto"`` probes once; see `judgelm.engine.remote`). Requests run
+        ``concurrency`` at a time with ``timeout``, retried with backoff (``Retry-After`` honoured,
+        4xx not retried); a sample whose request still fails abstains (``engine_error``)."""
+        from judgelm.engine.registry import make_engine
+
+        tok = _endpoint_tokenizer(model, tokenizer)
+        engine = make_engine(
+            model,
+            tok,
+            engine="openai",
+            base_url=base_url,
+            api_key=api_key,
+            logprobs=logprobs,
+            concurrency=concurrency,
+            timeout=timeout,
+            max_retries=max_retries,
+            requests_per_minute=requests_per_minute,
+            context_length=context_length,
+        )
+        engine.capabilities  # noqa: B018 (probe now: an unreachable server is one error here)
+        if config is None and isinstance(tokenizer, str | None):
+            config = JudgeConfig.locate(tokenizer or model)
+        return cls(
+            None,
+            tok,
+            name=model,
+            engine=engine,
+            truncation=truncation,
             config=config,
             abstain_threshold=abstain_threshold,
         )
@@ -266,7 +336,9 @@ class Judge:
             self._run_generation(pending, opts.explain, opts.max_new_tokens, progress, on_token)
         calibration = self.calibration if opts.calibrated else Calibration()
         for job in live:
-            if kind == "logits":
+            if job.failure is not None:
+                job.verdict = self._failed(job, kind)
+            elif kind == "logits":
                 job.verdict = self._logit_verdict(job, opts.explain, calibration)
             else:
                 job.verdict = self._text_verdict(job, opts.official_parser, opts.explain)
@@ -401,7 +473,7 @@ class Judge:
                 self.engine, self.tokenizer, [e for _, e in flat], strategy=slots, images=images, on_batch=on_progress
             )
             for (job, _), res in zip(flat, results, strict=True):
-                job.scores.append(res)
+                job.add_scores(res)
         explained = [j for j in jobs if j.format and j.format.explains_first]
         if explained:
             self._run_explained(explained, slots, on_progress, max_new_tokens or DEFAULT_EXPLAIN_TOKENS, on_token)
@@ -430,8 +502,7 @@ class Judge:
             strategy=slots,
         )
         for (job, _), res in zip(flat, results, strict=True):
-            job.scores.append(res.scores)
-            job.missing.append(res.reason)
+            job.add_scores(res.scores, res.reason)
 
     def _run_generation(
         self,
@@ -459,7 +530,7 @@ class Judge:
         if max_new_tokens is None:
             n_scores = max(e.prompt.spec.n_scores for _, e in flat)
             max_new_tokens = DEFAULT_EXPLAIN_TOKENS if explain else _SCORE_LINE_TOKENS_PER_SCORE * n_scores + 4
-        from judgelm.engine.base import GenerationOptions
+        from judgelm.engine.base import GenerationOptions, RowFailure
 
         stream = None
         if on_token is not None:  # flat row -> (sample index, order index)
@@ -467,8 +538,12 @@ class Judge:
             stream = lambda r, token: on_token(*rows[r], token)  # noqa: E731
         options = GenerationOptions(max_new_tokens, stop_at_newline=not explain, on_token=stream)
         outputs = self.engine.generate([e.input_ids for _, e in flat], options, images=images, on_batch=on_progress)
-        texts = self.tokenizer.batch_decode(outputs, skip_special_tokens=True)
-        for (job, _), ids, text in zip(flat, outputs, texts, strict=True):
+        for (job, _), out in zip(flat, outputs, strict=True):
+            if isinstance(out, RowFailure):  # a remote request failed: the sample abstains
+                job.failure = out.reason
+        made = [[] if isinstance(out, RowFailure) else out for out in outputs]
+        texts = self.tokenizer.batch_decode(made, skip_special_tokens=True)
+        for (job, _), ids, text in zip(flat, made, texts, strict=True):
             job.texts.append(text)
             job.generated.append(list(ids))
 
@@ -484,6 +559,17 @@ class Judge:
             truncation=first.truncation,
             with_reference=first.prompt.with_reference,
             judgelm_version=__version__,
+            score_range=first.prompt.spec.score_range,
+            unseen_mass=max(
+                (s.unseen_mass for s in job.scores if s is not None and s.unseen_mass is not None), default=None
+            ),
+        )
+
+    def _failed(self, job: _Job, scoring: Literal["text", "logits"]) -> Verdict:
+        assert job.format is not None and job.failure is not None
+        prov = self._provenance(job, scoring)
+        return self._abstain(
+            job.sample, job.format.name, "engine_error", job.failure, provenance=prov, prompt=job.encoded[0].prompt.text
         )
 
     def _abstain(
@@ -658,13 +744,36 @@ class Judge:
             pixels = [list(self._load_images(about.images, None))] if about.images else None
         elif about.images:
             raise InvalidSampleError("this judge has no vision tower to see the images again", field="images")
-        from judgelm.engine.base import GenerationOptions
+        from judgelm.engine.base import GenerationOptions, RowFailure
 
         stream = None if on_token is None else (lambda _row, token: on_token(token))
         out = self.engine.generate([ids], GenerationOptions(max_new_tokens, on_token=stream), images=pixels)[0]
+        if isinstance(out, RowFailure):
+            from judgelm.errors import JudgeLMError
+
+            raise JudgeLMError(f"the judge could not answer: {out.reason}")
         reply = self.tokenizer.decode(out, skip_special_tokens=True).strip()
         turns = (*about.turns, Turn("user", message), Turn("assistant", reply))
         return Discussion(about.context, turns, about.images)
+
+
+def _endpoint_tokenizer(model: str, tokenizer: Any) -> Any:
+    """The tokenizer of a remote judge: given, loaded from a name or folder, or the model's own
+    files on this machine."""
+    if tokenizer is not None and not isinstance(tokenizer, str):
+        return tokenizer
+    from judgelm.errors import ModelLoadError
+    from judgelm.modalities.text import load_tokenizer
+
+    try:
+        return load_tokenizer(tokenizer or model)
+    except (ModelLoadError, OSError, ValueError) as e:
+        if tokenizer is not None:
+            raise
+        raise ModelLoadError(
+            f"no tokenizer for {model!r} on this machine ({e}); pass tokenizer= (a folder or hub id of the "
+            "model's tokenizer): remote judging renders and scores prompts with it"
+        ) from None
 
 
 def _is_hf_vision_model(name_or_path: str) -> bool:

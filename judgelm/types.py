@@ -39,6 +39,7 @@ AbstainReason = Literal[
     "outside_grammar",  # (logit scoring) too much probability outside the verdict grammar
     "no_verdict",  # (explain-first formats) the judge never wrote its verdict marker ([RESULT])
     "input_error",  # an input could not be loaded (an image file, ...)
+    "engine_error",  # the engine could not run the sample (a remote judge's request failed after retries)
 ]
 
 
@@ -321,6 +322,11 @@ class Provenance:
     truncation: tuple[Truncation, ...] = ()
     with_reference: bool = False
     judgelm_version: str = ""
+    # the verdict format's score scale, (lowest, highest): what rewards normalise against
+    score_range: tuple[float, float] | None = None
+    # logit scoring from a server's top-k log-probabilities (approximate): the verdict probability
+    # the server's lists could hide (0.0: every candidate was shown); None when exact
+    unseen_mass: float | None = None
 
 
 @dataclass(frozen=True)
@@ -386,6 +392,8 @@ def verdict_from_dict(data: Mapping[str, Any]) -> Verdict:
     prov = dict(data["provenance"])
     prov["orders"] = tuple(tuple(o) for o in prov.get("orders", ()))
     prov["truncation"] = tuple(Truncation(**t) for t in prov.get("truncation", ()))
+    if prov.get("score_range") is not None:
+        prov["score_range"] = tuple(prov["score_range"])
     dists = data.get("distributions")
     pref = data.get("preference")
     return Verdict(

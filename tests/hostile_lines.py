@@ -280,8 +280,12 @@ def run_job(src: Path, out: Path, *extra: str, delay_s: float = 0.0) -> int:
     import judgelm.cli.judge_cmd as judge_cmd
     from judgelm.cli import main
 
+    load_judge = judge_cmd.load_judge
     judge_cmd.load_judge = lambda args, **kw: scripted_grader(delay_s)  # type: ignore[assignment]
-    return main(["judge", str(src), "-o", str(out), "--quiet", *extra])
+    try:
+        return main(["judge", str(src), "-o", str(out), "--quiet", *extra])
+    finally:
+        judge_cmd.load_judge = load_judge  # (the other tests' CLI loads real judges)
 
 
 if __name__ == "__main__":  # the job a test kills: python tests/hostile_lines.py IN OUT DELAY_S

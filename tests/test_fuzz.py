@@ -18,12 +18,13 @@ from pathlib import Path
 
 import pytest
 from hostile_lines import KINDS, LINE, REQUEST, assemble, check_answer, check_output, run_job
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from judgelm.cli import EXIT_BAD_RECORDS
 
-EXAMPLES = 2200  # lists of 1-12 lines: 10,309 lines in all (derandomized: the same on every machine)
+EXAMPLES = 1200  # lists of 1-12 lines per seeded draw
+LINES = 10_000
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,6 @@ def fuzzed(tmp_path_factory) -> tuple[Path, list, Path, dict]:
     @settings(
         max_examples=EXAMPLES,
         deadline=None,
-        derandomize=True,  # a CI test, not a search: the same lines everywhere
         database=None,
         suppress_health_check=list(HealthCheck),
     )
@@ -42,7 +42,12 @@ def fuzzed(tmp_path_factory) -> tuple[Path, list, Path, dict]:
     def draw(specs):
         pool.extend(specs)
 
-    draw()
+    # Seeded draws until the pool holds LINES: how many lines one draw yields varies with the
+    # process (what else is imported), the seeds make the lines themselves reproducible.
+    for k in range(10):
+        seed(k)(draw)()
+        if len(pool) >= LINES:
+            break
     folder = tmp_path_factory.mktemp("fuzz")
     data, meta = assemble(pool)
     src, out = folder / "in.jsonl", folder / "whole.jsonl"
@@ -54,7 +59,7 @@ def fuzzed(tmp_path_factory) -> tuple[Path, list, Path, dict]:
 def test_every_line_is_accounted_for_exactly_once(fuzzed, capsys):
     src, meta, out, counts = fuzzed
     print(counts)
-    assert counts["lines"] >= 10_000 and {kind for kind, _ in meta} == set(KINDS)
+    assert counts["lines"] >= LINES and {kind for kind, _ in meta} == set(KINDS)
     assert counts["verdicts"] > 2_000 and counts["errors"] > 5_000
     before = out.read_bytes()
     assert run_job(src, out) == EXIT_BAD_RECORDS  # a re-run resumes: nothing left to do

@@ -270,8 +270,8 @@ def test_ui_refuses_to_listen_beyond_loopback_without_a_key(capsys, monkeypatch)
 
 
 def test_ui_endpoint_loads_the_judge_through_judge_from_endpoint(monkeypatch, capsys):
-    """`Judge.from_endpoint` (issue 17) may not be there yet: a stand-in takes its place, and the
-    command must hand it the URL, the model name and the key, then serve the page on that judge."""
+    """A stand-in for `Judge.from_endpoint`: the command must hand it the URL, the model name and
+    the key (and the endpoint flags' defaults), then serve the page on that judge."""
     calls, served = [], []
 
     def from_endpoint(base_url, model, *, api_key=None, **kw):
@@ -282,18 +282,13 @@ def test_ui_endpoint_loads_the_judge_through_judge_from_endpoint(monkeypatch, ca
     monkeypatch.setattr("judgelm.serve.server.serve", lambda app, **kw: served.append((app, kw)))
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     assert main(["ui", "--endpoint", "http://127.0.0.1:9/v1", "--model", "judgelm-7b", "--port", "7999"]) == 0
-    assert calls == [("http://127.0.0.1:9/v1", "judgelm-7b", "sk-test", {})]
+    assert [c[:3] for c in calls] == [("http://127.0.0.1:9/v1", "judgelm-7b", "sk-test")]
+    assert calls[0][3]["logprobs"] == "auto" and calls[0][3]["tokenizer"] is None
     app, kw = served[0]
     assert kw["host"] == "127.0.0.1" and kw["port"] == 7999
     with serving(app) as c:
         assert c.get("/ui/api/info").json()["model"] == "judgelm-7b@endpoint"
     assert "judgelm-7b@endpoint on http://127.0.0.1:7999/" in capsys.readouterr().err
-
-
-def test_ui_endpoint_says_so_when_judge_from_endpoint_is_missing(monkeypatch, capsys):
-    monkeypatch.delattr(Judge, "from_endpoint", raising=False)
-    assert main(["ui", "--endpoint", "http://127.0.0.1:9/v1", "--model", "m"]) == 2
-    assert "Judge.from_endpoint" in capsys.readouterr().err
 
 
 def test_ui_command_serves_a_saved_model_until_sigterm(tiny_model_dir):

@@ -36,6 +36,7 @@ COMMANDS = {
     "serve": "serve_cmd",
     "ui": "ui_cmd",
     "train": "train_cmd",
+    "distill": "distill_cmd",
 }
 
 

@@ -1,7 +1,8 @@
 """The flags several commands share, each declared once with one default: the model to load
-(``--model --device --dtype --trust-remote-code``), how prompts are fitted (``--truncation``),
-how verdicts are read (``--scoring``, ``--official-parser``) and the judging options of
-`JudgeOptions` (``--mode --swap --explain --max-new-tokens``)."""
+(``--model --device --dtype --trust-remote-code``; or ``--endpoint`` and its client flags), how
+prompts are fitted (``--truncation``), how verdicts are read (``--scoring``,
+``--official-parser``) and the judging options of `JudgeOptions` (``--mode --swap --explain
+--max-new-tokens``)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ __all__ = [
     "add_swap_flag",
     "add_truncation_flag",
     "add_trust_remote_code_flag",
+    "endpoint_kwargs",
     "job_stamp",
     "judge_options",
     "load_judge",
@@ -45,11 +47,35 @@ def add_model_flags(p: Parser, *, device: bool = True) -> None:
 
 def add_endpoint_flags(p: Parser) -> None:
     """``--endpoint URL`` (a judge served by any OpenAI-compatible server, `Judge.from_endpoint`;
-    ``--model`` then names the served model) and ``--endpoint-api-key`` (default $OPENAI_API_KEY)."""
+    ``--model`` then names the served model), ``--endpoint-api-key`` (default $OPENAI_API_KEY),
+    ``--tokenizer``, ``--endpoint-logprobs``, ``--concurrency``, ``--timeout``."""
     p.add_argument(
-        "--endpoint", metavar="URL", help="judge through an OpenAI-compatible server at URL (--model: its name)"
+        "--endpoint",
+        metavar="URL",
+        help="judge through an OpenAI-compatible server at URL (vLLM, judgelm serve, ...); --model: its name",
     )
     p.add_argument("--endpoint-api-key", help="the endpoint's API key (default: $OPENAI_API_KEY if set)")
+    p.add_argument("--tokenizer", help="the model's tokenizer (folder or hub id) when --model has no local files")
+    p.add_argument(
+        "--endpoint-logprobs",
+        choices=["auto", "echo", "top_k", "none"],
+        default="auto",
+        help="how verdicts are read from the server: prompt log-probs (exact), top-k log-probs, or text "
+        "(default: probe the server)",
+    )
+    p.add_argument("--concurrency", type=int, default=8, help="requests in flight (default: 8)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default: 120)")
+
+
+def endpoint_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """`Judge.from_endpoint` keywords from `add_endpoint_flags`."""
+    return {
+        "api_key": args.endpoint_api_key or os.environ.get("OPENAI_API_KEY") or None,
+        "tokenizer": args.tokenizer,
+        "logprobs": args.endpoint_logprobs,
+        "concurrency": args.concurrency,
+        "timeout": args.timeout,
+    }
 
 
 def add_trust_remote_code_flag(p: Parser) -> None:
@@ -116,7 +142,9 @@ def job_stamp(args: argparse.Namespace) -> JobStamp:
     and every flag that changes verdicts (`add_judging_flags`, ``--no-reference``,
     ``--abstain-threshold``)."""
     model = args.model
-    if model and Path(model).exists():
+    if getattr(args, "endpoint", None):
+        model = f"{args.endpoint.rstrip('/')} {model}"  # the same name on another server is another judge
+    elif model and Path(model).exists():
         model = str(Path(model).resolve())
     options: dict[str, Any] = {**judge_options(args).to_dict(), "truncation": args.truncation}
     if args.no_reference:
@@ -143,11 +171,12 @@ def load_judge(args: argparse.Namespace, **extra: Any) -> Judge:
     from judgelm.judge import Judge
 
     if getattr(args, "endpoint", None):
-        from_endpoint = getattr(Judge, "from_endpoint", None)
-        if from_endpoint is None:
+        if not args.model:
             from judgelm.errors import JudgeLMError
 
-            raise JudgeLMError("--endpoint needs Judge.from_endpoint, which this version of judgelm does not have")
-        api_key = args.endpoint_api_key or os.environ.get("OPENAI_API_KEY") or None
-        return from_endpoint(args.endpoint, args.model, api_key=api_key, **extra)
+            raise JudgeLMError("--endpoint needs --model (the served model name)")
+        kwargs = {k: v for k, v in extra.items() if v is not None}
+        if getattr(args, "truncation", None) is not None:
+            kwargs["truncation"] = args.truncation
+        return Judge.from_endpoint(args.endpoint, args.model, **endpoint_kwargs(args), **kwargs)
     return Judge.from_pretrained(args.model, **load_kwargs(args), **extra)

@@ -1,5 +1,9 @@
 """``judgelm judge IN.jsonl [-o OUT.jsonl]``: judge a JSONL file of samples.
 
+``--endpoint URL --model NAME`` judges through an OpenAI-compatible server (vLLM, ``judgelm
+serve``, ...) instead of a local model: prompts are rendered here (``--tokenizer`` when NAME has no
+local files), verdicts read from the server's log-probabilities where it returns them.
+
 With ``-o`` every verdict is appended to OUT as it is made, and running the same command again
 resumes (ids already in OUT are skipped). OUT belongs to its job (judge, options, input records):
 another job's file, the input itself or a file that is not judgelm output is refused, and
@@ -19,7 +23,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from judgelm.cli import EXIT_BAD_RECORDS, EXIT_CODES_HELP, EXIT_OK
-from judgelm.cli.flags import add_judging_flags, add_model_flags, job_stamp, judge_options, load_judge
+from judgelm.cli.flags import (
+    add_endpoint_flags,
+    add_judging_flags,
+    add_model_flags,
+    job_stamp,
+    judge_options,
+    load_judge,
+)
 from judgelm.errors import InvalidSampleError
 from judgelm.io import Record, ResultWriter, error_record, output_record
 from judgelm.types import Sample, Verdict
@@ -37,6 +48,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("-o", "--output", help="output JSONL (appended; re-run to resume)")
     p.add_argument("--restart", action="store_true", help="empty OUT first and judge everything again")
     add_model_flags(p)
+    add_endpoint_flags(p)
     add_judging_flags(p)
     p.add_argument(
         "--abstain-threshold",

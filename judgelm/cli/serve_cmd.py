@@ -1,7 +1,8 @@
 """``judgelm serve --model M``: an HTTP judge server with dynamic micro-batching.
 
 Endpoints: POST /v1/judge (JSON samples in, JSONL-output records out), POST /get_reward
-(OpenRLHF remote reward protocol), GET /health, GET /metrics (Prometheus). Binds to 127.0.0.1
+(OpenRLHF remote reward protocol), the OpenAI API (GET /v1/models, POST /v1/completions,
+POST /v1/chat/completions, streaming included), GET /health, GET /metrics (Prometheus). Binds to 127.0.0.1
 unless told otherwise; with --api-key (or $JUDGELM_API_KEY) every endpoint but /health needs
 "Authorization: Bearer KEY". SIGINT/SIGTERM finish in-flight requests before exiting.
 """
@@ -24,7 +25,9 @@ API_KEY_ENV = "JUDGELM_API_KEY"
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
-    p = sub.add_parser(name, help="serve a judge over HTTP (judging, OpenRLHF rewards)", description=__doc__)
+    p = sub.add_parser(
+        name, help="serve a judge over HTTP (judging, OpenRLHF rewards, the OpenAI API)", description=__doc__
+    )
     _add_arguments(p)
     return p
 
@@ -65,6 +68,7 @@ def add_server_flags(p: argparse.ArgumentParser, *, port: int = 8000) -> None:
     ``judgelm ui`` alike."""
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
     p.add_argument("--port", type=int, default=port, help=f"port (default: {port})")
+    p.add_argument("--served-model-name", help="the model name of the OpenAI routes (default: the --model argument)")
     p.add_argument(
         "--api-key",
         help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV} if set); "
@@ -113,6 +117,7 @@ def server_config(args: argparse.Namespace, **fields: Any) -> ServeConfig:
         header_timeout_s=args.header_timeout,
         keep_alive_s=args.keep_alive_timeout,
         body_timeout_s=args.body_timeout,
+        served_model_name=args.served_model_name or args.model,
         **fields,
     )
 

@@ -22,6 +22,9 @@ __all__ = [
     "Engine",
     "GenerationOptions",
     "ModelFacts",
+    "PartialLogprobs",
+    "RowFailure",
+    "TokenLogprobs",
     "VerdictTree",
     "embeds_images",
     "model_facts",
@@ -34,28 +37,82 @@ NONLINEAR_HEAD_ATTRS = ("final_logit_softcapping", "logit_scale", "logits_scalin
 
 
 @dataclass(frozen=True)
+class TokenLogprobs:
+    """A generated token's log-probability and the ``top`` most likely tokens at its position,
+    ``((token, logprob), ...)`` best first, under the model's own distribution (temperature 1,
+    before top-p: what vLLM reports by default)."""
+
+    token: int
+    logprob: float
+    top: tuple[tuple[int, float], ...] = ()
+
+
+@dataclass(frozen=True)
 class GenerationOptions:
-    """How to continue prompts. Decoding is greedy; every engine honours every field.
+    """How to continue prompts; every engine honours every field.
+
+    Decoding is greedy unless ``temperature`` > 0: then each token is sampled from the softmax of
+    the logits / ``temperature``, restricted to the smallest set of most likely tokens whose
+    probability reaches ``top_p``. With a ``seed`` a row's samples depend only on the seed and
+    its prompt (not on batching, devices or restarts); without one they are random.
 
     A row stops after EOS, after any of ``stop_token_ids``, after a token whose text holds a
     newline when ``stop_at_newline`` (the stop token is kept in every case), or after
     ``max_new_tokens``. ``on_token(index, token)`` is called for every new token of prompt
-    ``index`` (input order) as it is chosen; rows interleave (continuous batching)."""
+    ``index`` (input order) as it is chosen; rows interleave (continuous batching). With
+    ``logprobs`` = k (>= 0), ``on_logprobs(index, TokenLogprobs)`` follows each ``on_token`` with
+    the token's log-probability and the k most likely tokens there."""
 
     max_new_tokens: int
     stop_at_newline: bool = False
     stop_token_ids: frozenset[int] = frozenset()
     on_token: Callable[[int, int], None] | None = field(default=None, compare=False)
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+    logprobs: int | None = None
+    on_logprobs: Callable[[int, TokenLogprobs], None] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 0:
             raise ValueError(f"max_new_tokens must be >= 0, got {self.max_new_tokens}")
+        if not (math.isfinite(self.temperature) and self.temperature >= 0):
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.logprobs is not None and self.logprobs < 0:
+            raise ValueError(f"logprobs must be >= 0 or None, got {self.logprobs}")
         object.__setattr__(self, "stop_token_ids", frozenset(int(t) for t in self.stop_token_ids))
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
 
     def stop_ids(self, facts: ModelFacts) -> frozenset[int]:
         """Every token id that ends a row: EOS, ``stop_token_ids``, newlines when asked."""
         newline = facts.newline_ids if self.stop_at_newline else frozenset()
         return facts.eos_ids | self.stop_token_ids | newline
+
+
+@dataclass(frozen=True)
+class RowFailure:
+    """A row an engine could not run (a remote server's error, after its retries): returned in
+    that row's place by `Engine.generate` and `Engine.tree_step`. Callers turn it into that
+    sample's abstention; local engines never return one."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class PartialLogprobs:
+    """`Engine.tree_step`'s result for a row whose distributions the engine saw only in part (a
+    server's top-k log-probabilities): ``logprobs`` as usual, with -inf for the candidates it
+    could not see, and ``unseen_mass``: how much verdict probability that can hide (over the
+    nodes with an unseen candidate, the probability of reaching the node times the probability
+    the engine could not see there; 0.0 when every candidate was seen: then exact)."""
+
+    logprobs: Tensor
+    unseen_mass: float
 
 
 @dataclass(frozen=True)
@@ -151,6 +208,8 @@ class Engine(Protocol):
     - ``generate(prompts, options, images=None, on_batch=None)``: new tokens per prompt, input
       order; ``on_batch(n)`` as rows finish.
     ``prefill``/``tree_step`` need ``capabilities.logits``; ``images`` needs ``capabilities.images``.
+    A remote engine may put a `RowFailure` in a row's place (``generate``, ``tree_step``) and a
+    `PartialLogprobs` (``tree_step``, top-k log-probabilities only); local engines never do.
     """
 
     facts: ModelFacts
@@ -161,7 +220,9 @@ class Engine(Protocol):
 
     def prefill(self, prompts: Sequence[Sequence[int]], *, images: Sequence[Sequence[Tensor]] | None = None) -> Any: ...
 
-    def tree_step(self, state: Any, trees: Sequence[VerdictTree | None]) -> list[Tensor | None]: ...
+    def tree_step(
+        self, state: Any, trees: Sequence[VerdictTree | None]
+    ) -> list[Tensor | PartialLogprobs | RowFailure | None]: ...
 
     def generate(
         self,
@@ -170,7 +231,7 @@ class Engine(Protocol):
         *,
         images: Sequence[Sequence[Tensor]] | None = None,
         on_batch: Callable[[int], None] | None = None,
-    ) -> list[list[int]]: ...
+    ) -> list[list[int] | RowFailure]: ...
 
 
 @torch.inference_mode()  # also on a worker thread (MultiDeviceEngine): the mode is per thread

@@ -1,4 +1,5 @@
-"""Greedy decoding with continuous batching over a static slot cache.
+"""Decoding (greedy, or sampled: `judgelm.engine.sampling`) with continuous batching over a
+static slot cache.
 
 A fixed number of cache rows (slots, from free memory) each hold one prompt being continued.
 Every step feeds each busy row's last token at its next position; a row that writes a stop
@@ -11,8 +12,9 @@ graph (hundreds of kernel launches become one replay; the first replay is checke
 eager step, and any failure falls back to eager with a warning). The eager path builds the same
 `Step` from the same buffers, so CPU tests run the same logic.
 
-On CUDA out-of-memory the rows in flight go back to the queue (greedy decoding is
-deterministic, they restart from their prompt), the slot count halves, and decoding goes on.
+On CUDA out-of-memory the rows in flight go back to the queue (decoding is deterministic:
+greedy, or sampled from a generator restarted with the row, they restart from their prompt),
+the slot count halves, and decoding goes on.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from judgelm.engine.base import GenerationOptions
+from judgelm.engine.base import GenerationOptions, TokenLogprobs
 from judgelm.engine.kv_cache import KVCache
 from judgelm.engine.llama_family import LlamaFamilyForward, Masked, Step, Varlen
+from judgelm.engine.sampling import TokenChooser, report_token
 
 if TYPE_CHECKING:
     from judgelm.engine.packed import PackedEngine
@@ -114,14 +117,16 @@ class DecodeStep:
 
 
 class ContinuousBatcher:
-    """Greedy continuations of ``prompts`` (input order) through a pool of cache rows."""
+    """Continuations of ``prompts`` (input order) through a pool of cache rows; tokens are chosen
+    by `TokenChooser` (greedy by default)."""
 
     def __init__(self, engine: PackedEngine, prompts: Sequence[Sequence[int]], options: GenerationOptions):
         self.engine = engine
         self.prompts = [list(p) for p in prompts]
         self.max_new = options.max_new_tokens
         self.stop = options.stop_ids(engine.facts)
-        self.on_token = options.on_token
+        self.options = options
+        self.chooser = TokenChooser(options)
         self.reported = [0] * len(self.prompts)  # tokens of each row already given to on_token
         self.results: list[list[int] | None] = [None] * len(self.prompts)
         # per slot: the prompt it continues (None: free), its new tokens, its cached length
@@ -156,14 +161,14 @@ class ContinuousBatcher:
         assert all(r is not None for r in self.results), "a row was lost"
         return self.results  # type: ignore[return-value]
 
-    def _push(self, s: int, token: int) -> bool:
+    def _push(self, s: int, token: int, info: TokenLogprobs | None) -> bool:
         """Record slot ``s``'s next token; True when its row is finished (and the slot free)."""
         r = self.row[s]
         assert r is not None and self.results[r] is None, "a row was finished twice"
         self.out[s].append(token)
-        if self.on_token is not None and len(self.out[s]) > self.reported[r]:  # a re-queued row repeats
+        if len(self.out[s]) > self.reported[r]:  # a re-queued row repeats its tokens: report once
             self.reported[r] = len(self.out[s])
-            self.on_token(r, token)
+            report_token(self.options, r, token, info)
         if token in self.stop or len(self.out[s]) >= self.max_new:
             self.results[r] = self.out[s]
             self.row[s] = None
@@ -190,11 +195,13 @@ class ContinuousBatcher:
             tokens = [self.out[s][-1] if self.row[s] is not None else engine.facts.pad_id for s in range(hi)]
             positions = [self.cached[s] if self.row[s] is not None else 0 for s in range(hi)]
             with torch.inference_mode():
-                nxt = step(tokens, positions).argmax(-1).tolist()
+                logits = step(tokens, positions)  # [hi, V]
+                mine = logits if len(busy) == logits.shape[0] else logits[busy]
+                nxt, infos = self.chooser.choose(mine, [self.row[s] for s in busy])  # type: ignore[misc]
             finished = 0
-            for s in busy:
+            for k, s in enumerate(busy):
                 self.cached[s] += 1
-                finished += self._push(s, nxt[s])
+                finished += self._push(s, nxt[k], infos[k] if infos is not None else None)
             if finished and on_batch is not None:
                 on_batch(finished)
 
@@ -212,8 +219,12 @@ class ContinuousBatcher:
         used = free[: len(take)]
         for s, r in zip(used, take, strict=True):  # in flight from here on: re-queued on OOM
             self.row[s], self.out[s], self.cached[s] = r, [], len(self.prompts[r])
+            self.chooser.start(r, self.prompts[r])  # a restarted row repeats its samples
         self.engine.fault_point("fill", len(take))
         with torch.inference_mode():
             hidden = self.engine.fill(cache, [(s, self.prompts[r]) for s, r in zip(used, take, strict=True)])
-            first = self.engine.lm.logits(hidden).argmax(-1).tolist()
-        return sum(self._push(s, tok) for s, tok in zip(used, first, strict=True))
+            first, infos = self.chooser.choose(self.engine.lm.logits(hidden), take)
+        return sum(
+            self._push(s, tok, infos[k] if infos is not None else None)
+            for k, (s, tok) in enumerate(zip(used, first, strict=True))
+        )

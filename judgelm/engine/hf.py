@@ -1,6 +1,6 @@
 """`HFEngine`: the portable engine, on any Hugging Face causal LM through its own forward.
 
-One prefill per token-budget batch (left-padded), then either KV-cached greedy decoding (text
+One prefill per token-budget batch (left-padded), then either KV-cached decoding (text
 verdicts, explanations) or a *tree step*: the verdict grammar's token trie fed in one forward pass
 under a tree attention mask, reading hidden states at every trie node (logit scoring). Vision
 judges (``embed_inputs``) run here.
@@ -30,6 +30,7 @@ from judgelm.engine.base import (
     tree_logprobs,
 )
 from judgelm.engine.batching import plan_batches, restore_order
+from judgelm.engine.sampling import TokenChooser, report_token
 
 __all__ = ["HFEngine", "PrefillState"]
 
@@ -46,7 +47,7 @@ class PrefillState:
 
 
 class HFEngine(Engine):
-    """Batched prefill, greedy decoding and tree scoring. The batched call is the real one."""
+    """Batched prefill, decoding (greedy or sampled) and tree scoring. The batched call is the real one."""
 
     def __init__(
         self,
@@ -140,7 +141,7 @@ class HFEngine(Engine):
         images: Sequence[Sequence[Tensor]] | None = None,
         on_batch: Callable[[int], None] | None = None,
     ) -> list[list[int]]:
-        """Greedy continuations (without the prompt) of every prompt, in input order, one static
+        """Continuations (without the prompt) of every prompt, in input order, one static
         batch per token budget (see `GenerationOptions` for where a row stops)."""
         batches = self.batches(prompts, options.max_new_tokens)
         results = []
@@ -163,13 +164,17 @@ class HFEngine(Engine):
         out = torch.empty((B, 0), dtype=torch.long, device=dev)
         done = torch.zeros(B, dtype=torch.bool, device=dev)
         lengths = torch.zeros(B, dtype=torch.long, device=dev)
+        chooser = TokenChooser(options)
+        for i in batch:
+            chooser.start(i, prompts[i])
         for _ in range(options.max_new_tokens):
-            nxt = torch.where(done, self.facts.pad_id, logits.argmax(-1))  # [B]
+            chosen, infos = chooser.choose(logits, batch)
+            nxt = torch.where(done, self.facts.pad_id, torch.tensor(chosen, device=dev))  # [B]
             out = torch.cat([out, nxt[:, None]], dim=1)
-            if options.on_token is not None:
-                for r, (tok, finished) in enumerate(zip(nxt.tolist(), done.tolist(), strict=True)):
+            if options.on_token is not None or infos is not None:
+                for r, finished in enumerate(done.tolist()):
                     if not finished:
-                        options.on_token(batch[r], tok)
+                        report_token(options, batch[r], chosen[r], infos[r] if infos is not None else None)
             lengths += (~done).long()
             done |= torch.isin(nxt, stop)
             if bool(done.all()):

@@ -299,7 +299,7 @@ class PackedEngine(Engine):
         images: Sequence[Sequence[Tensor]] | None = None,
         on_batch: Callable[[int], None] | None = None,
     ) -> list[list[int]]:
-        """Greedy continuations in input order, by continuous batching (see `GenerationOptions`
+        """Continuations in input order, by continuous batching (see `GenerationOptions`
         for where a row stops)."""
         if images is not None and any(images):
             raise ValueError("PackedEngine runs text-only models; image prompts need HFEngine (see make_engine)")

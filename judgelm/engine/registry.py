@@ -77,6 +77,7 @@ def _hf_fits(model: Any) -> tuple[bool, str]:
 
 register_engine("packed", "judgelm.engine.packed:PackedEngine", fits=_packed_fits)
 register_engine("hf", "judgelm.engine.hf:HFEngine", fits=_hf_fits)
+register_engine("openai", "judgelm.engine.remote:OpenAIEngine")  # by name: `model` is a served model name
 
 
 def choose_engine(model: Any, engine: str = "auto") -> EngineChoice:

@@ -192,12 +192,17 @@ class MultiDeviceEngine(Engine):
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
         shares = [sorted(order[w :: len(self.engines)]) for w in range(len(self.engines))]
         shares = [s for s in shares if s]
-        report, on_token = self._locked(on_batch), self._locked(options.on_token)
+        report = self._locked(on_batch)
+        on_token, on_logprobs = self._locked(options.on_token), self._locked(options.on_logprobs)
 
         def job(w: int, rows: list[int]) -> Callable[[], list[list[int]]]:
             imgs = None if images is None else [images[r] for r in rows]
             # each worker numbers its own prompts: map them back to input order
-            mine = options if on_token is None else replace(options, on_token=lambda i, t: on_token(rows[i], t))
+            mine = replace(
+                options,
+                on_token=None if on_token is None else lambda i, t: on_token(rows[i], t),
+                on_logprobs=None if on_logprobs is None else lambda i, x: on_logprobs(rows[i], x),
+            )
             return lambda: self.engines[w].generate([prompts[r] for r in rows], mine, images=imgs, on_batch=report)
 
         outs = self._map([(w, job(w, rows)) for w, rows in enumerate(shares)])

@@ -47,7 +47,7 @@ from typing import Any, Literal
 from judgelm.errors import InvalidSampleError
 from judgelm.formats.parsing import DEFAULT_SCORE_RANGE
 from judgelm.integrations.backend import as_backend
-from judgelm.integrations.rewards import candidate_reward, margin_reward, to_unit
+from judgelm.integrations.rewards import candidate_reward, margin_reward, score_range_of, to_unit
 from judgelm.options import JudgeOptions
 from judgelm.types import Sample, Verdict
 
@@ -239,13 +239,13 @@ def reward_response(
     abstained: list[float] = []
     invalid: list[float] = []
     for item in items if items is not None else verdicts:
-        bad = isinstance(item, InvalidSampleError)
-        raw = None if bad else (margin_reward if margin else candidate_reward)(next(judged))
+        verdict = None if isinstance(item, InvalidSampleError) else next(judged)
+        raw = None if verdict is None else (margin_reward if margin else candidate_reward)(verdict)
         value = mapping.abstain_reward if raw is None else raw
         rewards.append(value)
-        scores.append(to_unit(value, mapping.score_range, margin=margin))
+        scores.append(to_unit(value, score_range_of(verdict, mapping.score_range), margin=margin))
         abstained.append(1.0 if raw is None else 0.0)
-        invalid.append(1.0 if bad else 0.0)
+        invalid.append(1.0 if verdict is None else 0.0)
     return {
         "rewards": rewards,
         "scores": scores,

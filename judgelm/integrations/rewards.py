@@ -23,6 +23,7 @@ __all__ = [
     "margin_reward",
     "prompt_question",
     "reference_text",
+    "score_range_of",
     "to_unit",
 ]
 
@@ -39,6 +40,14 @@ def margin_reward(verdict: Verdict) -> float | None:
     if verdict.abstained or verdict.scores is None or len(verdict.scores) != 2:
         return None
     return float(verdict.scores[0] - verdict.scores[1])
+
+
+def score_range_of(verdict: Verdict | None, fallback: tuple[float, float]) -> tuple[float, float]:
+    """The range a verdict's scores live in: its format's own scale (``Provenance.score_range``:
+    1-5 for Prometheus, 0-1 for a choice), else ``fallback`` (a verdict that never reached a
+    format, or an older serialised one)."""
+    found = verdict.provenance.score_range if verdict is not None else None
+    return tuple(found) if found is not None else fallback  # type: ignore[return-value]
 
 
 def to_unit(value: float, score_range: tuple[float, float], *, margin: bool = False) -> float:

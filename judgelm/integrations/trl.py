@@ -43,6 +43,7 @@ from judgelm.integrations.rewards import (
     margin_reward,
     prompt_question,
     reference_text,
+    score_range_of,
     to_unit,
 )
 from judgelm.options import JudgeOptions
@@ -173,7 +174,7 @@ class JudgeReward:
             v = verdicts[slot.sample]
             r = margin_reward(v) if slot.margin else candidate_reward(v, slot.index)
             if r is not None and self.normalize:
-                r = to_unit(r, self.backend.score_range, margin=slot.margin)
+                r = to_unit(r, score_range_of(v, self.backend.score_range), margin=slot.margin)
             out.append(r)
         log_metric = (kwargs or {}).get("log_metric")
         if callable(log_metric) and out:

@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from judgelm.integrations.backend import as_backend
 from judgelm.integrations.coroutine import BoundCoroutine
-from judgelm.integrations.rewards import candidate_reward, margin_reward, reference_text, to_unit
+from judgelm.integrations.rewards import candidate_reward, margin_reward, reference_text, score_range_of, to_unit
 from judgelm.options import JudgeOptions
 from judgelm.types import Sample, Verdict
 
@@ -92,7 +92,9 @@ class VerlScorer:
                 "judge_score": self.abstain_score,
                 "abstained": 1.0,
             }
-        score = to_unit(raw, self.backend.score_range, margin=margin) if self.normalize else raw
+        score = (
+            to_unit(raw, score_range_of(verdict, self.backend.score_range), margin=margin) if self.normalize else raw
+        )
         return {"score": score, "judge_score": raw, "abstained": 0.0}
 
     def __call__(

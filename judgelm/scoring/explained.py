@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from judgelm.engine.base import RowFailure
 from judgelm.modalities.text import EncodedPrompt, encode
 from judgelm.scoring.grammar import SlotStrategy
 from judgelm.scoring.scorer import PromptScores, score_prompts
@@ -32,7 +33,7 @@ class ExplainedScores:
     when there is none) and the verdict distribution at the result slot, or why there is none."""
 
     feedback: str
-    scores: PromptScores | None
+    scores: PromptScores | RowFailure | None
     reason: str | None = None
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from judgelm.engine.base import Engine
+from judgelm.engine.base import Engine, PartialLogprobs, RowFailure
 from judgelm.engine.batching import restore_order
 from judgelm.modalities.text import EncodedPrompt
 from judgelm.options import SlotStrategy
@@ -33,7 +33,9 @@ class PromptScores:
     grammar; ``line_probs`` are normalised over those lines (joint strategy only). ``slot_probs``
     are per-slot distributions over ``values`` (exact marginals for ``joint``, conditional on the
     most probable earlier values for ``greedy``). ``grammar_mass`` is the probability the judge
-    writes a line of the grammar at all (for greedy: along the chosen path).
+    writes a line of the grammar at all (for greedy: along the chosen path). ``unseen_mass`` is
+    set when the engine saw only part of the distributions (a server's top-k log-probabilities):
+    the verdict probability its lists could hide (`PartialLogprobs`); None: exact.
     """
 
     values: tuple[float, ...]
@@ -42,6 +44,7 @@ class PromptScores:
     strategy: str
     line_values: tuple[tuple[int, ...], ...] = ()
     line_probs: tuple[float, ...] = ()
+    unseen_mass: float | None = None
 
 
 @dataclass
@@ -53,7 +56,8 @@ class _Row:
     prefix: list[str]
     log_mass: float = 0.0
     slot_probs: list[tuple[float, ...]] | None = None
-    result: PromptScores | None = None
+    unseen_mass: float | None = None
+    result: PromptScores | RowFailure | None = None
 
     def tree(self, tokenizer: Any) -> TokenTree | None:
         if self.result is not None:
@@ -99,7 +103,7 @@ def _advance(row: _Row, tree: TokenTree, cand_lp: Tensor) -> None:
                 marg[line[k]] += p
             slots.append(tuple(marg))
         row.result = PromptScores(
-            values, tuple(slots), float(log_mass.exp()), "joint", tuple(idx), tuple(probs.tolist())
+            values, tuple(slots), float(log_mass.exp()), "joint", tuple(idx), tuple(probs.tolist()), row.unseen_mass
         )
         return
     # greedy round: this slot's distribution given the chosen earlier values
@@ -107,21 +111,30 @@ def _advance(row: _Row, tree: TokenTree, cand_lp: Tensor) -> None:
     row.slot_probs = [*(row.slot_probs or []), tuple(probs.tolist())]
     row.prefix.append(tree.line_values[int(probs.argmax())][-1])
     if len(row.prefix) == spec.n_graded:
-        row.result = PromptScores(values, tuple(row.slot_probs), math.exp(row.log_mass), "greedy")
+        row.result = PromptScores(
+            values, tuple(row.slot_probs), math.exp(row.log_mass), "greedy", unseen_mass=row.unseen_mass
+        )
 
 
 @torch.inference_mode()
 def _score_batch(
     engine: Engine, tokenizer: Any, prompts: list[EncodedPrompt], images: Any, strategy: SlotStrategy
-) -> list[PromptScores]:
+) -> list[PromptScores | RowFailure]:
     rows = [_Row(p, resolve_strategy(p.prompt.spec, strategy), []) for p in prompts]
     state = engine.prefill([p.input_ids for p in prompts], images=images)
     while any(r.result is None for r in rows):
         trees = [r.tree(tokenizer) for r in rows]
         for row, tree, cand_lp in zip(rows, trees, engine.tree_step(state, trees), strict=True):
-            if tree is not None:
-                assert cand_lp is not None
-                _advance(row, tree, cand_lp)
+            if tree is None:
+                continue
+            if isinstance(cand_lp, RowFailure):  # a remote engine's request failed: this row only
+                row.result = cand_lp
+                continue
+            if isinstance(cand_lp, PartialLogprobs):
+                row.unseen_mass = max(row.unseen_mass or 0.0, cand_lp.unseen_mass)
+                cand_lp = cand_lp.logprobs
+            assert cand_lp is not None
+            _advance(row, tree, cand_lp)
     return [r.result for r in rows]  # type: ignore[misc]
 
 
@@ -133,8 +146,9 @@ def score_prompts(
     strategy: SlotStrategy = "auto",
     images: Sequence[Sequence[Tensor]] | None = None,
     on_batch: Callable[[int], None] | None = None,
-) -> list[PromptScores]:
-    """Verdict distributions for every prompt, in input order, batched by the engine."""
+) -> list[PromptScores | RowFailure]:
+    """Verdict distributions for every prompt, in input order, batched by the engine (a
+    `RowFailure` for a prompt a remote engine could not score)."""
     tree_tokens = 130  # a joint pairwise tree with the LLaMA tokenizer is 120 tokens
     batches = engine.batches([p.input_ids for p in prompts], tree_tokens)
     results = []

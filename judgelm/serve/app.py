@@ -8,6 +8,8 @@ Endpoints:
   OpenRLHF sends no headers. A query that cannot be judged is a flagged stand-in reward, not a 400.
 - ``GET /health``: liveness and queue depth (never needs the API key: load balancers probe it).
 - ``GET /metrics``: Prometheus text.
+- ``GET /v1/models``, ``POST /v1/completions``, ``POST /v1/chat/completions``: the OpenAI API
+  (see `judgelm.serve.openai`), for judges with an engine and a tokenizer.
 
 Status codes: 400 bad input (the body names the field) or an option this judge cannot honour,
 401 missing/wrong API key, 408 a body slower than ``body_timeout_s``, 413 request over the size
@@ -275,6 +277,11 @@ def create_app(judge: Any, config: ServeConfig | None = None, *, metrics: Server
         st.routing.Route("/v1/judge", judge_endpoint, methods=["POST"]),
         st.routing.Route("/get_reward", reward_endpoint, methods=["POST"]),
     ]
+    if getattr(judge, "engine", None) is not None and getattr(judge, "tokenizer", None) is not None:
+        from judgelm.serve.openai import AppTools, openai_routes
+
+        tools = AppTools(read_json=_read_json, json_response=_json_response, http_error=_HTTPError)
+        routes.extend(openai_routes(judge, config, batcher, endpoint, tools))
     middleware = []
     if config.api_key is not None:
         routes.append(st.routing.Route(_KEYED_REWARD_PATH, keyed_reward_endpoint, methods=["POST"]))

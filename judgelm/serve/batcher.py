@@ -1,10 +1,12 @@
 """Dynamic micro-batching: many small requests, few large model calls.
 
-Requests wait in a bounded queue (counted in samples). One worker takes the oldest request,
-gathers every queued request with the same `JudgeOptions` (up to ``max_batch_size`` samples, or
-until ``max_wait_s`` passes), runs `Judge.judge` once in a thread (the model blocks), and hands
-each request its slice of the verdicts. A full queue refuses new work at once (`Overloaded`)
-instead of growing a backlog no client will wait for.
+Requests wait in a bounded queue (counted in items: samples to judge, prompts to continue). One
+worker takes the oldest request, gathers every queued request with the same key (`JudgeOptions`
+for ``submit``; the caller's key for ``submit_work``, e.g. the generation options of the OpenAI
+routes) up to ``max_batch_size`` items, or until ``max_wait_s`` passes, runs the model once in a
+thread (the model blocks; one thread, so calls never overlap), and hands each request its slice of
+the results. A full queue refuses new work at once (`Overloaded`) instead of growing a backlog no
+client will wait for.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -44,9 +46,10 @@ class ShuttingDown(Exception):
 
 @dataclass(eq=False)
 class _Pending:
-    samples: tuple[Sample, ...]
-    options: JudgeOptions
-    future: asyncio.Future[list[Verdict]]
+    samples: tuple[Any, ...]  # the items: samples for `submit`, anything for `submit_work`
+    key: Hashable  # requests with equal keys share one model call
+    run: Callable[[list[Any]], Sequence[Any]]  # items -> one result per item (on the model thread)
+    future: asyncio.Future[list[Any]]
     enqueued: float = field(default_factory=time.monotonic)
 
 
@@ -110,22 +113,38 @@ class MicroBatcher:
     # ---- the request side -------------------------------------------------------------------
     async def submit(self, samples: Sequence[Sample], options: JudgeOptions | None = None) -> list[Verdict]:
         """Judge ``samples`` in some upcoming batch; raises `Overloaded` / `ShuttingDown`."""
+        options = options or JudgeOptions()
+        kwargs = options.as_kwargs()
+        return await self.submit_work(samples, ("judge", options), lambda items: self.judge.judge(items, **kwargs))
+
+    async def submit_work(
+        self, items: Sequence[Any], key: Hashable, run: Callable[[list[Any]], Sequence[Any]]
+    ) -> list[Any]:
+        """Run ``items`` in some upcoming model call: ``run(items of every queued request with this
+        key)`` on the model thread, one result per item; raises `Overloaded` / `ShuttingDown`."""
+        return await self.enqueue(items, key, run) if items else []
+
+    def enqueue(
+        self, items: Sequence[Any], key: Hashable, run: Callable[[list[Any]], Sequence[Any]]
+    ) -> asyncio.Future[list[Any]]:
+        """`submit_work` without waiting: queue now (or raise `Overloaded` / `ShuttingDown` now,
+        before a streamed response starts) and return the future of the results. Cancelling the
+        future drops the request if its model call has not started."""
         if self._closing or self._worker is None or self._wake is None:
             self.metrics.rejected.inc(reason="shutdown")
             raise ShuttingDown("the judge server is shutting down")
-        options = options or JudgeOptions()
-        n = len(samples)
+        n = len(items)
         if n == 0:
-            return []
+            raise ValueError("nothing to queue")
         if self._queued_samples + self._exclusive + n > self.max_queue:
             self.metrics.rejected.inc(reason="overload")
             raise Overloaded(self._retry_after())
-        item = _Pending(tuple(samples), options, asyncio.get_running_loop().create_future())
+        item = _Pending(tuple(items), key, run, asyncio.get_running_loop().create_future())
         self._pending.append(item)
         self._queued_samples += n
         self._update_gauges()
         self._wake.set()
-        return await item.future
+        return item.future
 
     async def call(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` (a model call that cannot share a batch: a streamed explanation, a follow-up
@@ -163,16 +182,16 @@ class MicroBatcher:
                 continue
             head = self._pending[0]
             if not self._closing:
-                await self._fill(head.options)
-            batch = self._take(head.options)
+                await self._fill(head.key)
+            batch = self._take(head.key)
             if batch:
                 await self._execute(batch)
 
-    async def _fill(self, options: JudgeOptions) -> None:
-        """Wait up to ``max_wait_s`` for more same-option samples while the batch is not full."""
+    async def _fill(self, key: Hashable) -> None:
+        """Wait up to ``max_wait_s`` for more same-key items while the batch is not full."""
         assert self._wake is not None
         deadline = time.monotonic() + self.max_wait_s
-        while not self._closing and self._compatible_samples(options) < self.max_batch_size:
+        while not self._closing and self._compatible_samples(key) < self.max_batch_size:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
@@ -182,11 +201,11 @@ class MicroBatcher:
             except TimeoutError:
                 return
 
-    def _compatible_samples(self, options: JudgeOptions) -> int:
-        return sum(len(p.samples) for p in self._pending if p.options == options and not p.future.done())
+    def _compatible_samples(self, key: Hashable) -> int:
+        return sum(len(p.samples) for p in self._pending if p.key == key and not p.future.done())
 
-    def _take(self, options: JudgeOptions) -> list[_Pending]:
-        """Remove and return same-option requests in arrival order, up to the batch size (the
+    def _take(self, key: Hashable) -> list[_Pending]:
+        """Remove and return same-key requests in arrival order, up to the batch size (the
         first one always, even when it alone is larger). Requests whose client went away
         (cancelled future) are dropped here instead of costing model time."""
         batch: list[_Pending] = []
@@ -197,7 +216,7 @@ class MicroBatcher:
             if p.future.done():
                 self._queued_samples -= len(p.samples)
                 continue
-            if p.options == options and (not batch or size + len(p.samples) <= self.max_batch_size):
+            if p.key == key and (not batch or size + len(p.samples) <= self.max_batch_size):
                 batch.append(p)
                 size += len(p.samples)
                 self._queued_samples -= len(p.samples)
@@ -210,10 +229,10 @@ class MicroBatcher:
     async def _execute(self, batch: list[_Pending]) -> None:
         loop = asyncio.get_running_loop()
         samples = [s for p in batch for s in p.samples]
-        kwargs = batch[0].options.as_kwargs()
+        run = batch[0].run
         start = time.monotonic()
         try:
-            verdicts = await loop.run_in_executor(self._executor, lambda: self.judge.judge(samples, **kwargs))
+            verdicts = await loop.run_in_executor(self._executor, lambda: list(run(samples)))
         except Exception as e:
             self.metrics.batch_errors.inc()
             if len(batch) > 1:
@@ -235,6 +254,8 @@ class MicroBatcher:
             mine = verdicts[offset : offset + len(p.samples)]
             offset += len(p.samples)
             for v in mine:
+                if not isinstance(v, Verdict):
+                    continue
                 self.metrics.verdicts.inc()
                 if v.abstained:
                     self.metrics.abstains.inc(reason_code=str(v.reason_code or "unknown"))

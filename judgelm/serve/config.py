@@ -26,6 +26,7 @@ class ServeConfig:
     - ``body_timeout_s``: a request body must arrive within this long (408 beyond).
     - ``api_key``: when set, every endpoint but ``/health`` needs ``Authorization: Bearer KEY``.
     - ``reward``: how ``/get_reward`` maps OpenRLHF queries (see `RewardMapping`).
+    - ``served_model_name``: the model name of the OpenAI routes (default: the judge's name).
     """
 
     api_key: str | None = None
@@ -40,6 +41,7 @@ class ServeConfig:
     keep_alive_s: float = 5.0
     body_timeout_s: float = 60.0
     reward: RewardMapping = field(default_factory=RewardMapping)
+    served_model_name: str | None = None
 
     def __post_init__(self) -> None:
         for name in (
