@@ -110,7 +110,10 @@ def load_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load_judge(args: argparse.Namespace, **extra: Any) -> Judge:
-    """The judge `add_model_flags` names."""
+    """The judge `add_model_flags` names (the demo notice names ``--model``)."""
+    from judgelm.engine import loading
     from judgelm.judge import Judge
+
+    loading.DEMO_SWITCH = "--model BAAI/JudgeLM-7B-v1.0"
 
     return Judge.from_pretrained(args.model, **load_kwargs(args), **extra)

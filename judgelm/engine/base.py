@@ -22,7 +22,9 @@ __all__ = [
     "Engine",
     "GenerationOptions",
     "ModelFacts",
+    "StopStrings",
     "VerdictTree",
+    "cut_at_stop",
     "embeds_images",
     "model_facts",
     "tree_logprobs",
@@ -38,24 +40,63 @@ class GenerationOptions:
     """How to continue prompts. Decoding is greedy; every engine honours every field.
 
     A row stops after EOS, after any of ``stop_token_ids``, after a token whose text holds a
-    newline when ``stop_at_newline`` (the stop token is kept in every case), or after
-    ``max_new_tokens``. ``on_token(index, token)`` is called for every new token of prompt
-    ``index`` (input order) as it is chosen; rows interleave (continuous batching)."""
+    newline when ``stop_at_newline``, after the token that completes one of ``stop_strings`` in
+    the row's generated text (a format's end: the template's ``### Response:`` written again, a
+    verdict marker; see `StopStrings`), or after ``max_new_tokens``. The stopping token is kept in
+    every case (`cut_at_stop` cuts a stop string off the decoded text). ``on_token(index, token)`` is
+    called for every new token of prompt ``index`` (input order) as it is chosen; rows interleave
+    (continuous batching)."""
 
     max_new_tokens: int
     stop_at_newline: bool = False
     stop_token_ids: frozenset[int] = frozenset()
+    stop_strings: tuple[str, ...] = ()
     on_token: Callable[[int, int], None] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 0:
             raise ValueError(f"max_new_tokens must be >= 0, got {self.max_new_tokens}")
         object.__setattr__(self, "stop_token_ids", frozenset(int(t) for t in self.stop_token_ids))
+        if isinstance(self.stop_strings, str):
+            raise TypeError("stop_strings must be a sequence of strings, not one string")
+        object.__setattr__(self, "stop_strings", tuple(dict.fromkeys(s for s in self.stop_strings if s)))
 
     def stop_ids(self, facts: ModelFacts) -> frozenset[int]:
         """Every token id that ends a row: EOS, ``stop_token_ids``, newlines when asked."""
         newline = facts.newline_ids if self.stop_at_newline else frozenset()
         return facts.eos_ids | self.stop_token_ids | newline
+
+    def stop_strings_for(self, facts: ModelFacts) -> StopStrings | None:
+        """The matcher of ``stop_strings`` under the model's tokenizer (None without stop strings)."""
+        if not self.stop_strings:
+            return None
+        if facts.tokenizer is None:
+            raise ValueError("stop_strings need the engine's tokenizer (ModelFacts.tokenizer)")
+        return StopStrings(self.stop_strings, facts.tokenizer)
+
+
+def cut_at_stop(text: str, stop_strings: Sequence[str]) -> str:
+    """``text`` up to the first of ``stop_strings`` it holds (all of it when none)."""
+    cut = min((i for i in (text.find(s) for s in stop_strings if s) if i >= 0), default=len(text))
+    return text[:cut]
+
+
+class StopStrings:
+    """Whether a row's generated text holds a stop string, checked after each new token.
+
+    Only the row's last tokens are decoded (a window of ``4 x`` the longest stop string's length
+    in characters, + 4: a token carries at least one character, and up to four byte-fallback
+    tokens make one), so a check costs the same at the 10th and the 500th token, and the prompt's
+    own text never matches."""
+
+    def __init__(self, strings: Sequence[str], tokenizer: Any):
+        self.strings = tuple(strings)
+        self.tokenizer = tokenizer
+        self.window = 4 * max(len(s) for s in self.strings) + 4
+
+    def hit(self, generated: Sequence[int]) -> bool:
+        text = self.tokenizer.decode(list(generated[-self.window :]), skip_special_tokens=True)
+        return any(s in text for s in self.strings)
 
 
 @dataclass(frozen=True)
@@ -149,7 +190,7 @@ class Engine(Protocol):
       CPU, ``[tree.n_nodes, C]`` with -inf padding (C: at least the row's widest node), or None.
       Repeatable: each tree step sees only the prompt (greedy scoring runs several).
     - ``generate(prompts, options, images=None, on_batch=None)``: new tokens per prompt, input
-      order; ``on_batch(n)`` as rows finish.
+      order, stopping where ``options`` says (`GenerationOptions`); ``on_batch(n)`` as rows finish.
     ``prefill``/``tree_step`` need ``capabilities.logits``; ``images`` needs ``capabilities.images``.
     """
 

@@ -160,18 +160,28 @@ class HFEngine(Engine):
         logits, mask, pos = state.last_logits, state.mask, state.last_pos[:, None]
         assert logits is not None
         stop = torch.tensor(sorted(options.stop_ids(self.facts)), device=dev, dtype=torch.long)
+        stop_strings = options.stop_strings_for(self.facts)
+        rows: list[list[int]] = [[] for _ in range(B)]  # new tokens so far, on the host (stop strings)
         out = torch.empty((B, 0), dtype=torch.long, device=dev)
         done = torch.zeros(B, dtype=torch.bool, device=dev)
         lengths = torch.zeros(B, dtype=torch.long, device=dev)
         for _ in range(options.max_new_tokens):
             nxt = torch.where(done, self.facts.pad_id, logits.argmax(-1))  # [B]
             out = torch.cat([out, nxt[:, None]], dim=1)
-            if options.on_token is not None:
+            live: list[int] = []  # rows that wrote a token this step
+            if options.on_token is not None or stop_strings is not None:
                 for r, (tok, finished) in enumerate(zip(nxt.tolist(), done.tolist(), strict=True)):
                     if not finished:
-                        options.on_token(batch[r], tok)
+                        live.append(r)
+                        rows[r].append(tok)
+                        if options.on_token is not None:
+                            options.on_token(batch[r], tok)
             lengths += (~done).long()
             done |= torch.isin(nxt, stop)
+            if stop_strings is not None:
+                for r in live:
+                    if stop_strings.hit(rows[r]):
+                        done[r] = True
             if bool(done.all()):
                 break
             mask = torch.cat([mask, torch.ones((B, 1), dtype=mask.dtype, device=dev)], dim=1)
