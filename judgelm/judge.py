@@ -47,6 +47,7 @@ class Discussion:
 
     context: str  # the judge prompt followed by the verdict it wrote
     turns: tuple[Turn, ...] = ()
+    stop_strings: tuple[str, ...] = ()  # the verdict's format's: a reply that starts a new judgment is over
 
     @property
     def reply(self) -> str | None:
@@ -677,7 +678,8 @@ class Judge:
         (``USER: ... ASSISTANT: ...</s>``), as in the JudgeLM demo (`judgelm.formats.followup`). Pass
         the returned `Discussion` back in to go on; `Discussion.reply` is the latest answer. A
         verdict read from logits is shown to the judge as its most likely score line. The reply
-        ends where the judge starts the user's next turn (``USER:``), and carries no turn markers."""
+        ends where the judge starts the user's next turn (``USER:``) or a new judgment (the
+        format's stop strings), and carries no turn markers."""
         from judgelm.engine.base import GenerationOptions, cut_at_stop
         from judgelm.formats.followup import NEXT_TURN, REPLY_MARKER
 
@@ -685,13 +687,16 @@ class Judge:
             if about.prompt is None:
                 raise ValueError("this verdict has no prompt to discuss")
             verdict_text = about.text if about.text is not None else score_line(about)
-            about = Discussion(context=followup_context(about.prompt, verdict_text))
+            stops = get_format(about.format).stop_strings
+            about = Discussion(followup_context(about.prompt, verdict_text), stop_strings=stops)
         text = followup_prompt(about.context, about.turns, message, self.tokenizer.eos_token or "")
         ids = self.tokenizer(text, add_special_tokens=True)["input_ids"]
-        out = self.engine.generate([ids], GenerationOptions(max_new_tokens, stop_strings=(NEXT_TURN,)))[0]
-        reply = cut_at_stop(self.tokenizer.decode(out, skip_special_tokens=True), (NEXT_TURN,)).strip()
+        stops = (NEXT_TURN, *about.stop_strings)
+        out = self.engine.generate([ids], GenerationOptions(max_new_tokens, stop_strings=stops))[0]
+        reply = cut_at_stop(self.tokenizer.decode(out, skip_special_tokens=True), stops).strip()
         reply = reply.removeprefix(REPLY_MARKER).strip()
-        return Discussion(about.context, (*about.turns, Turn("user", message), Turn("assistant", reply)))
+        turns = (*about.turns, Turn("user", message), Turn("assistant", reply))
+        return Discussion(about.context, turns, about.stop_strings)
 
 
 def _is_hf_vision_model(name_or_path: str) -> bool:

@@ -156,10 +156,11 @@ def test_explanations_stop_where_the_template_starts_over():
 
 
 def test_a_discussion_reply_carries_no_turn_markers():
-    reply = "ASSISTANT: Because 2 is right. USER: ok? ASSISTANT: x"
-    judge = scripted_judge(lambda p: "8 9\nbecause" if p.endswith("### Response:") else reply)
+    replies = iter(["ASSISTANT: Because 2 is right. USER: ok? ASSISTANT: x", "It is.\n\n### Response:8 9"])
+    judge = scripted_judge(lambda p: "8 9\nbecause" if p.endswith("### Response:") else next(replies))
     d = judge.discuss(judge.compare("q", "a", "b"), "Why?")
     assert d.reply == "Because 2 is right."
+    assert judge.discuss(d, "Sure?").reply == "It is."  # a new judgment (the format's stop string) ends it too
 
 
 def test_grading_without_a_gold_answer_warns():
