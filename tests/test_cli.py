@@ -165,3 +165,19 @@ def test_empty_input_and_help_read_plainly(tmp_path, capsys):
         main(["judge", "--help"])
     text = capsys.readouterr().out
     assert "``" not in text and "`" not in text and "legend" in text
+
+
+def test_a_row_says_which_number_decided():
+    from judgelm.cli.verdict_table import VerdictTable
+    from judgelm.types import Preference, Provenance, Verdict
+
+    prov = Provenance(model="m", format="pairwise", template_hash="", orders=((0, 1),), scoring="logits")
+    v = Verdict("pair-1", "pairwise", (2.59, 2.6), prov, winner=0, preference=Preference(0.442, 0.12, 0.438))
+    lines: list[str] = []
+    table = VerdictTable(["pair-1"], ["pairwise"], 2, write=lines.append)
+    table.add("pair-1", v)
+    table.legend()
+    row = lines[2].split()
+    assert row[:5] == ["pair-1", "pairwise", "2.59", "2.60", "answer"] and row[5] == "1*"
+    assert "P(answer 1 better) 0.442 > P(answer 2 better) 0.438 decides" in lines[2]
+    assert any(line.strip().startswith("result") and "*" in line for line in lines[3:])
