@@ -283,8 +283,9 @@ class Judge:
         Samples go through in chunks (`ChunkSizer`): the first is one sample, so the first verdict
         comes as soon as one sample is judged; each later chunk holds as many samples as take about
         ``chunk_seconds`` at the speed seen so far (at most ``max_chunk``, at most twice the last
-        chunk). On a GPU chunks grow to ``max_chunk`` at once (throughput); on a CPU they stay a
-        few samples (latency). Leaving the loop early (an error, Ctrl-C) loses at most the chunk
+        chunk). On a GPU chunks double up to ``max_chunk`` (throughput); on a CPU they stay a few
+        samples (latency; on a CPU a chunk of one judges as fast per sample as a chunk of seven,
+        benchmarks/RESULTS.md). Leaving the loop early (an error, Ctrl-C) loses at most the chunk
         in flight; what was yielded is done."""
         opts = self._options(options, **option_fields)
         jobs = self._prepare_all(samples, opts)

@@ -227,16 +227,12 @@ class _Loader:
     revision: str | None
     model_kwargs: dict[str, Any]
 
-    def __call__(
-        self, source: Source, weight_kwargs: dict[str, Any], *, quantized: bool = False, **overrides: Any
-    ) -> tuple[Any, Any]:
+    def __call__(self, source: Source, weight_kwargs: dict[str, Any], *, quantized: bool = False) -> tuple[Any, Any]:
         """(model, tokenizer) from ``source``; ``quantized``: the weights were quantized (GGUF),
-        so bf16 holds them as well as fp32 does (`resolve_dtype` treats them as 16-bit);
-        ``overrides`` replace the asked ``device`` / ``dtype`` / model keywords."""
+        so bf16 holds them as well as fp32 does (`resolve_dtype` treats them as 16-bit)."""
         from transformers import AutoConfig, AutoModelForCausalLM
 
-        device, dtype = overrides.pop("device", self.device), overrides.pop("dtype", self.dtype)
-        model_kwargs = overrides.pop("model_kwargs", self.model_kwargs)
+        device, dtype, model_kwargs = self.device, self.dtype, self.model_kwargs
         device_map = model_kwargs.get("device_map")
         hub_kwargs = {"revision": self.revision, "trust_remote_code": self.trust_remote_code}
         tokenizer = tokenizer_from_source(source, trust_remote_code=self.trust_remote_code, revision=self.revision)
@@ -286,7 +282,8 @@ def _load_demo(source: Source, load: _Loader) -> tuple[Any, Any]:
             weights_cache.discard(entry)
     if digest is None:  # no cache: as asked, straight from the GGUF file
         return load(source, {}, quantized=True)
-    model, tokenizer = load(source, {}, quantized=True, device="cpu", dtype="fp32", model_kwargs={})
+    exact = replace(load, device="cpu", dtype="fp32", model_kwargs={})  # what the cache holds
+    model, tokenizer = exact(source, {}, quantized=True)
     drop_gguf_marker(model)
     entry = weights_cache.store(gguf, lambda folder: _save(model, tokenizer, folder), digest)
     if entry is not None:
