@@ -34,7 +34,11 @@ def add_model_flags(p: Parser, *, device: bool = True) -> None:
     p.add_argument("--model", help="HF model id or folder, a .gguf file, or 'demo' (default: the SmolLM2 demo judge)")
     if device:
         p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-        p.add_argument("--dtype", help="bf16, fp16, fp32 (default: bf16 on GPU, fp32 on CPU)")
+        p.add_argument(
+            "--dtype",
+            help="bf16, fp16, fp32 (default: bf16 on GPU; on CPU fp32, or bf16 for 16-bit checkpoints and the demo "
+            "where the CPU multiplies bf16 natively: AMX, AVX512-BF16)",
+        )
     add_trust_remote_code_flag(p)
 
 
