@@ -118,6 +118,8 @@ def load_judge(args: argparse.Namespace, **extra: Any) -> Judge:
     from judgelm.engine import loading
     from judgelm.judge import Judge
 
-    loading.DEMO_SWITCH = "--model BAAI/JudgeLM-7B-v1.0"
-
-    return Judge.from_pretrained(args.model, **load_kwargs(args), **extra)
+    library, loading.DEMO_SWITCH = loading.DEMO_SWITCH, "--model BAAI/JudgeLM-7B-v1.0"
+    try:
+        return Judge.from_pretrained(args.model, **load_kwargs(args), **extra)
+    finally:
+        loading.DEMO_SWITCH = library
