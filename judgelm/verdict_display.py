@@ -39,25 +39,19 @@ def _shown_outcome(scores: tuple[float, ...]) -> int | None:
 
 def decision_note(v: Verdict) -> str | None:
     """Why the result is not what the shown scores suggest (logit scoring), or None when they
-    agree: the outcome probabilities decide, e.g. ``P(answer 1 better) 0.442 > P(answer 2 better)
-    0.438 decides (expected scores 2.59, 2.60)``."""
+    agree: the outcome probabilities decided, e.g. ``decided by P(answer 1 better) 0.442 >
+    P(answer 2 better) 0.438`` (with scores 2.59 2.60)."""
     if v.abstained or v.scores is None or len(v.scores) < 2 or _shown_outcome(v.scores) == v.winner:
         return None
-    scores = ", ".join(sig3(s) for s in v.scores)
     if v.preference is not None and len(v.scores) == 2:
         p = v.preference
         named = {"P(answer 1 better)": p.first, "P(tie)": p.tie, "P(answer 2 better)": p.second}
-        ranked = sorted(named.items(), key=lambda kv: -kv[1])
-        (top, pt), (second, ps) = ranked[0], ranked[1]
-        return f"{top} {sig3(pt)} > {second} {sig3(ps)} decides (expected scores {scores})"
-    if v.rank1_probs is not None and v.winner is not None:
-        ranked = sorted(range(len(v.rank1_probs)), key=lambda i: -v.rank1_probs[i])  # type: ignore[index]
-        a, b = ranked[0], ranked[1]
-        return (
-            f"P(answer {a + 1} ranked first) {sig3(v.rank1_probs[a])} > P(answer {b + 1} ranked first) "
-            f"{sig3(v.rank1_probs[b])} decides (expected scores {scores})"
-        )
-    return None
+    elif v.rank1_probs is not None and v.winner is not None:
+        named = {f"P(answer {i + 1} first)": q for i, q in enumerate(v.rank1_probs)}
+    else:
+        return None
+    (top, pt), (second, ps) = sorted(named.items(), key=lambda kv: -kv[1])[:2]
+    return f"decided by {top} {sig3(pt)} > {second} {sig3(ps)}"
 
 
 def describe(v: Verdict) -> str:

@@ -24,7 +24,7 @@ LEGEND = {
     "p(grammar)": "the probability the judge writes a verdict line at all; scores and result are read "
     "within that line (the untrained demo judge puts almost none there)",
     "swap": "(--swap) whether both answer orders gave the same winner",
-    "note": "why it abstained, why * decided, or the judge's explanation (--explain)",
+    "note": "why it abstained, what decided a * result, or the judge's explanation (--explain)",
 }
 _NOTE_WIDTH = 80
 
