@@ -3,6 +3,9 @@
     python benchmarks/throughput.py --model llama-7b-random --device cuda --json $OUT/throughput.json
     python benchmarks/throughput.py --model smollm2 --device cpu --n 16 --min-len 128 --max-len 640 \\
         --rows score,greedy,prefill,hf-gen4 --repeats 3
+    # CPU with AMX / AVX512-BF16: the demo runs in bf16 (chosen at load), HF generate as users run it (fp32)
+    python benchmarks/throughput.py --model smollm2 --device cpu --workload real --n 16 --hf-n 16 --hf-batch 16 \\
+        --rows score,greedy,hf-gen4 --hf-dtype fp32 --repeats 3 --interleave
 
 ``--model``: a local checkpoint path, or ``llama-7b-random`` (hidden 4096, 32 layers, vocab 32,000,
 bf16, random weights built on the device), ``tiny`` (2-layer random Llama), ``smollm2`` (the demo
@@ -231,6 +234,12 @@ def main() -> None:
     ap.add_argument("--model", default="tiny")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--dtype", default=None, help="bf16 / fp32 (default: bf16 on CUDA, fp32 on CPU)")
+    ap.add_argument(
+        "--hf-dtype",
+        default=None,
+        help="dtype of the HF peers' copy of the model (default: the very model judgelm runs); 'fp32' with "
+        "judgelm in bf16 = HF as users run it on a CPU",
+    )
     ap.add_argument("--workload", choices=["synthetic", "real"], default="synthetic")
     ap.add_argument("--n", type=int, default=None, help="prompts for the judgelm rows")
     ap.add_argument("--hf-n", type=int, default=None, help="prompts for the HF generate-4 / forward rows")
@@ -273,6 +282,15 @@ def main() -> None:
     t0 = time.perf_counter()
     model, tok, display = load(args.model, args.device, args.dtype)
     load_s = time.perf_counter() - t0
+    peer = model  # what the HF rows run
+    if args.hf_dtype is not None:
+        from judgelm.engine.loading import resolve_dtype
+
+        hf_dtype = resolve_dtype(args.hf_dtype, dev)
+        if hf_dtype != next(model.parameters()).dtype:
+            import copy
+
+            peer = copy.deepcopy(model).to(hf_dtype)
     engine = make_engine(model, tok, attention=args.attention) if args.attention else make_engine(model, tok)
     judge = Judge(model, tok, engine=engine)
     packed = isinstance(engine, PackedEngine)
@@ -308,6 +326,7 @@ def main() -> None:
         if cuda
         else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
         "dtype": str(next(model.parameters()).dtype),
+        "hf_dtype": str(next(peer.parameters()).dtype),
         "engine": type(engine).__name__,
         "attention": engine.attention_backend if packed else None,
         "cuda_graphs": engine.cuda_graphs if packed else None,
@@ -440,16 +459,16 @@ def main() -> None:
         row(
             "HF generate-4",
             hf_n,
-            lambda: hf_generate(model, ids[:hf_n], 4, args.hf_batch, pad),
-            lambda: hf_generate(model, ids[:2], 4, 2, pad),
+            lambda: hf_generate(peer, ids[:hf_n], 4, args.hf_batch, pad),
+            lambda: hf_generate(peer, ids[:2], 4, 2, pad),
             f"batch {args.hf_batch}, left-padded",
         )
     if "hf-gen128" in rows:
         row(
             "HF generate-128",
             hf128_n,
-            lambda: hf_generate(model, ids[:hf128_n], 128, args.hf_batch, pad),
-            lambda: hf_generate(model, ids[:2], 4, 2, pad),
+            lambda: hf_generate(peer, ids[:hf128_n], 128, args.hf_batch, pad),
+            lambda: hf_generate(peer, ids[:2], 4, 2, pad),
             f"batch {args.hf_batch}, left-padded",
             reps=1,
         )
@@ -457,8 +476,8 @@ def main() -> None:
         row(
             "HF padded forward",
             hf_n,
-            lambda: hf_forward(model, ids[:hf_n], args.hf_batch, pad),
-            lambda: hf_forward(model, ids[:2], 2, pad),
+            lambda: hf_forward(peer, ids[:hf_n], args.hf_batch, pad),
+            lambda: hf_forward(peer, ids[:2], 2, pad),
             "last position's logits",
         )
     if "hf-packed" in rows:
@@ -466,8 +485,8 @@ def main() -> None:
         row(
             "HF packed forward",
             hf_n,
-            lambda: hf_packed(model, ids[:hf_n], budget),
-            lambda: hf_packed(model, ids[:2], budget),
+            lambda: hf_packed(peer, ids[:hf_n], budget),
+            lambda: hf_packed(peer, ids[:2], budget),
             "varlen attention registered",
         )
 
@@ -508,7 +527,8 @@ def main() -> None:
         ),
     }
     print()
-    print(f"| path | samples | median s | samples/s |  ({info['device']}, {info['dtype']}, {display})")
+    where = f"{info['device']}, {info['dtype']}, HF peers {info['hf_dtype']}, {display}"
+    print(f"| path | samples | median s | samples/s |  ({where})")
     print("|---|---|---|---|")
     for r in results:
         print(f"| {r['row']} | {r['samples']} | {r['seconds']:.2f} | {r['samples_per_s']:.2f} |")

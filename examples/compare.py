@@ -11,7 +11,4 @@ verdict = judge.compare(
     "Sydney is the capital of Australia.",
     reference="Canberra",
 )
-if verdict.abstained:
-    print("the judge abstained:", verdict.reason)
-else:
-    print("scores:", verdict.scores, "winner:", "tie" if verdict.tie else f"answer {verdict.winner + 1}")
+print(verdict)  # winner, scores (3 significant digits), P(1 better / tie / 2 better), confidence

@@ -7,8 +7,7 @@ from judgelm import Judge
 judge = Judge.from_pretrained(sys.argv[1] if len(sys.argv) > 1 else None)
 answers = ["15", "13", "11 and 13 are both prime numbers between 10 and 20."]
 verdict = judge.rank("Name a prime number between 10 and 20.", answers)
-if verdict.abstained:
-    print("the judge abstained:", verdict.reason)
-else:
+print(verdict)
+if not verdict.abstained:
     for place, i in enumerate(verdict.ranking, start=1):
-        print(f"{place}. ({verdict.scores[i]:g}) {answers[i]}")
+        print(f"{place}. ({verdict.scores[i]:.3g}) {answers[i]}")

@@ -6,6 +6,7 @@
 0
 """
 
+import judgelm.cpu_threads  # noqa: F401  (first: sets OpenMP's wait policy before torch loads)
 from judgelm.errors import (
     FormatError,
     InvalidSampleError,

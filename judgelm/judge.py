@@ -12,7 +12,9 @@ Two ways to read a verdict:
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Sequence
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -22,7 +24,7 @@ from judgelm.config import JudgeConfig
 from judgelm.errors import InvalidSampleError, JudgeLMError, PromptTooLongError
 from judgelm.formats import get_format, infer_mode
 from judgelm.formats.base import Formatter, ParsedJudgment
-from judgelm.formats.followup import followup_prompt, score_line
+from judgelm.formats.followup import followup_context, followup_prompt, score_line
 from judgelm.modalities.text import EncodedPrompt, TruncationPolicy, fit_prompt
 from judgelm.options import JudgeOptions, Scoring, SlotStrategy
 from judgelm.scoring.combine import Calibration
@@ -32,7 +34,7 @@ from judgelm.version import __version__
 if TYPE_CHECKING:
     from judgelm.engine.base import Engine
 
-__all__ = ["Discussion", "Judge"]
+__all__ = ["ChunkSizer", "Discussion", "Judge"]
 
 # New tokens for a score line: a few tokens per score ("10" is 2 tokens + a separator) + slack.
 _SCORE_LINE_TOKENS_PER_SCORE = 4
@@ -47,11 +49,28 @@ class Discussion:
     context: str  # the judge prompt followed by the verdict it wrote
     turns: tuple[Turn, ...] = ()
     images: tuple[Any, ...] = ()  # the judged sample's images (paths, bytes, PIL): a vision judge sees them again
+    stop_strings: tuple[str, ...] = ()  # the verdict's format's: a reply that starts a new judgment is over
 
     @property
     def reply(self) -> str | None:
         """The judge's latest answer."""
         return self.turns[-1].content if self.turns and self.turns[-1].role == "assistant" else None
+
+
+class ChunkSizer:
+    """How many samples `Judge.stream` judges next: one first (the first verdict as soon as
+    possible), then as many as take about ``seconds`` at the speed seen so far, at most ``limit``
+    and at most twice the last chunk."""
+
+    def __init__(self, limit: int, seconds: float):
+        if limit < 1 or seconds <= 0:
+            raise ValueError(f"need limit >= 1 and seconds > 0, got {limit}, {seconds}")
+        self.limit, self.seconds, self.size = limit, seconds, 1
+
+    def record(self, judged: int, elapsed: float) -> None:
+        """``judged`` samples (refused ones excluded) took ``elapsed`` seconds."""
+        fits = self.limit if judged == 0 or elapsed <= 0 else int(self.seconds * judged / elapsed)
+        self.size = max(1, min(self.limit, 2 * self.size, fits))
 
 
 @dataclass
@@ -309,24 +328,79 @@ class Judge:
         judged (wrong shape, too long under ``truncation="error"``, an unreadable verdict) gets an
         abstained verdict with a reason; it never raises for those.
         """
-        given = {
-            "mode": mode,
-            "swap": swap,
-            "explain": explain,
-            "scoring": scoring,
-            "slots": slots,
-            "max_new_tokens": max_new_tokens,
-            "official_parser": official_parser,
-            "truncation": truncation,
-            "calibrated": calibrated,
-        }
-        opts = (options or JudgeOptions()).replace(**{k: v for k, v in given.items() if v is not None})
-        kind = self._resolve_scoring(opts.scoring)
+        opts = self._options(
+            options,
+            mode=mode,
+            swap=swap,
+            explain=explain,
+            scoring=scoring,
+            slots=slots,
+            max_new_tokens=max_new_tokens,
+            official_parser=official_parser,
+            truncation=truncation,
+            calibrated=calibrated,
+        )
+        jobs = self._prepare_all(samples, opts)
+        self._run(jobs, opts, on_progress, on_token)
+        return [j.verdict for j in jobs]  # type: ignore[misc]
+
+    def stream(
+        self,
+        samples: Sample | Sequence[Sample],
+        options: JudgeOptions | None = None,
+        *,
+        max_chunk: int = 64,
+        chunk_seconds: float = 2.0,
+        on_progress: Callable[[int], None] | None = None,
+        **option_fields: Any,
+    ) -> Iterator[tuple[int, Verdict]]:
+        """Judge like `judge` (same options, as ``options`` or keywords), yielding ``(index,
+        verdict)`` as verdicts are made, in input order.
+
+        Samples go through in chunks (`ChunkSizer`): the first is one sample, so the first verdict
+        comes as soon as one sample is judged; each later chunk holds as many samples as take about
+        ``chunk_seconds`` at the speed seen so far (at most ``max_chunk``, at most twice the last
+        chunk). On a GPU chunks double up to ``max_chunk`` (throughput); on a CPU they stay a few
+        samples (latency; on a CPU a chunk of one judges as fast per sample as a chunk of seven,
+        benchmarks/RESULTS.md). Leaving the loop early (an error, Ctrl-C) loses at most the chunk
+        in flight; what was yielded is done."""
+        opts = self._options(options, **option_fields)
+        jobs = self._prepare_all(samples, opts)
+        sizer = ChunkSizer(max_chunk, chunk_seconds)
+        start = 0
+        while start < len(jobs):
+            chunk = jobs[start : start + sizer.size]
+            judged, began = sum(j.verdict is None for j in chunk), time.perf_counter()
+            self._run(chunk, opts, on_progress)
+            sizer.record(judged, time.perf_counter() - began)
+            for k, job in enumerate(chunk):
+                assert job.verdict is not None
+                yield start + k, job.verdict
+            start += len(chunk)
+
+    def _options(self, options: JudgeOptions | None, **given: Any) -> JudgeOptions:
+        """``options`` with the fields given as keywords (not None) replaced."""
+        unknown = set(given) - set(JudgeOptions.__dataclass_fields__)
+        if unknown:
+            raise TypeError(f"unknown judging option(s): {', '.join(sorted(unknown))}")
+        return (options or JudgeOptions()).replace(**{k: v for k, v in given.items() if v is not None})
+
+    def _prepare_all(self, samples: Sample | Sequence[Sample], opts: JudgeOptions) -> list[_Job]:
         policy = opts.truncation or self.truncation
-        jobs = [
+        return [
             self._prepare(s, opts.mode, opts.swap, opts.explain, opts.max_new_tokens, policy, index=i)
             for i, s in enumerate(as_samples(samples))
         ]
+
+    def _run(
+        self,
+        jobs: Sequence[_Job],
+        opts: JudgeOptions,
+        on_progress: Callable[[int], None] | None,
+        on_token: Callable[[int, int, int], None] | None = None,
+    ) -> None:
+        """Judge every job not refused already, setting its ``verdict``."""
+        kind = self._resolve_scoring(opts.scoring)
         live = [j for j in jobs if j.verdict is None]
         if live and kind == "logits":
             self._run_logits(live, opts.slots, on_progress, opts.max_new_tokens, on_token)
@@ -342,7 +416,6 @@ class Judge:
                 job.verdict = self._logit_verdict(job, opts.explain, calibration)
             else:
                 job.verdict = self._text_verdict(job, opts.official_parser, opts.explain)
-        return [j.verdict for j in jobs]  # type: ignore[misc]
 
     def raw_scores(
         self, samples: Sequence[Sample], *, mode: str | None = None, swap: bool = False, slots: SlotStrategy = "auto"
@@ -490,7 +563,8 @@ class Judge:
         the verdict marker (`judgelm.scoring.explained`)."""
         from judgelm.scoring.explained import score_explained
 
-        self._run_generation(jobs, True, max_new_tokens, on_progress, on_token)  # progress: each row once, here
+        # stop at the marker: the result slot is read from the logits (progress: each row once, here)
+        self._run_generation(jobs, True, max_new_tokens, on_progress, on_token, to_marker=True)
         flat, _ = self._flat_prompts(jobs)
         generated = [ids for job in jobs for ids in job.generated]
         results = score_explained(
@@ -511,12 +585,22 @@ class Judge:
         max_new_tokens: int | None,
         on_progress: Callable[[int], None] | None,
         on_token: Callable[[int, int, int], None] | None = None,
+        *,
+        to_marker: bool = False,
     ) -> None:
-        # explain-first formats write their feedback before the verdict: never stop at a newline
-        groups = [[j for j in jobs if bool(j.format and j.format.explains_first) == first] for first in (False, True)]
-        for first, group in zip((False, True), groups, strict=True):
-            if group:
-                self._generate(group, explain or first, max_new_tokens, on_progress, on_token)
+        """Generate every job's continuation, one engine call per (explain-first, stop strings)
+        group. Explain-first formats write their feedback before the verdict: never stop at a
+        newline; each format's stop strings end the text (its template starting over), and with
+        ``to_marker`` (explain-first logit scoring) so does the verdict marker."""
+        groups: dict[tuple[bool, tuple[str, ...]], list[_Job]] = {}
+        for job in jobs:
+            assert job.format is not None
+            first = job.format.explains_first
+            marker = job.encoded[0].prompt.spec.marker if to_marker else None
+            stops = (*job.format.stop_strings, *((marker,) if marker else ()))
+            groups.setdefault((first, stops), []).append(job)
+        for (first, stops), group in groups.items():
+            self._generate(group, explain or first, max_new_tokens, on_progress, on_token, stops)
 
     def _generate(
         self,
@@ -525,18 +609,21 @@ class Judge:
         max_new_tokens: int | None,
         on_progress: Callable[[int], None] | None,
         on_token: Callable[[int, int, int], None] | None = None,
+        stop_strings: tuple[str, ...] = (),
     ) -> None:
+        from judgelm.engine.base import GenerationOptions, RowFailure, cut_at_stop
+
         flat, images = self._flat_prompts(jobs)
         if max_new_tokens is None:
             n_scores = max(e.prompt.spec.n_scores for _, e in flat)
             max_new_tokens = DEFAULT_EXPLAIN_TOKENS if explain else _SCORE_LINE_TOKENS_PER_SCORE * n_scores + 4
-        from judgelm.engine.base import GenerationOptions, RowFailure
-
         stream = None
         if on_token is not None:  # flat row -> (sample index, order index)
             rows = [(j.index, k) for j in jobs for k in range(len(j.encoded))]
             stream = lambda r, token: on_token(*rows[r], token)  # noqa: E731
-        options = GenerationOptions(max_new_tokens, stop_at_newline=not explain, on_token=stream)
+        options = GenerationOptions(
+            max_new_tokens, stop_at_newline=not explain, stop_strings=stop_strings, on_token=stream
+        )
         outputs = self.engine.generate([e.input_ids for _, e in flat], options, images=images, on_batch=on_progress)
         for (job, _), out in zip(flat, outputs, strict=True):
             if isinstance(out, RowFailure):  # a remote request failed: the sample abstains
@@ -544,7 +631,8 @@ class Judge:
         made = [[] if isinstance(out, RowFailure) else out for out in outputs]
         texts = self.tokenizer.batch_decode(made, skip_special_tokens=True)
         for (job, _), ids, text in zip(flat, made, texts, strict=True):
-            job.texts.append(text)
+            assert job.format is not None
+            job.texts.append(cut_at_stop(text, job.format.stop_strings))  # the verdict marker stays
             job.generated.append(list(ids))
 
     def _provenance(self, job: _Job, scoring: Literal["text", "logits"]) -> Provenance:
@@ -676,7 +764,16 @@ class Judge:
     def grade(
         self, question: str, answer: str, *, gold: str | None = None, reference: str | None = None, **kw: Any
     ) -> Verdict:
-        """Score one answer (single); ``gold`` (or else ``reference``) anchors Assistant 1 at 10."""
+        """Score one answer (single); ``gold`` (or else ``reference``) anchors Assistant 1 at 10.
+        Without either the answer is scored on its own (judgelm's extension, not a JudgeLM
+        setting), with a warning."""
+        if gold is None and reference is None:
+            warnings.warn(
+                "grade() without gold= or reference=: the answer is scored with nothing to compare it to "
+                "(JudgeLM grades against a gold answer shown as Assistant 1 with score 10); pass gold=",
+                UserWarning,
+                stacklevel=2,
+            )
         return self.judge(Sample(question, (answer,), reference=reference, gold=gold, mode="single"), **kw)[0]
 
     def rank(self, question: str, answers: Sequence[str], *, reference: str | None = None, **kw: Any) -> Verdict:
@@ -708,18 +805,24 @@ class Judge:
         """Ask the judge a follow-up question about a verdict it gave.
 
         The judge sees its prompt and verdict, then Vicuna-v1.1 turns
-        (``USER: ... ASSISTANT: ...</s>``), as in the JudgeLM demo. Pass the returned
-        `Discussion` back in to go on; `Discussion.reply` is the latest answer. A verdict read
-        from logits is shown to the judge as its most likely score line.
+        (``USER: ... ASSISTANT: ...</s>``), as in the JudgeLM demo (`judgelm.formats.followup`). Pass
+        the returned `Discussion` back in to go on; `Discussion.reply` is the latest answer. A
+        verdict read from logits is shown to the judge as its most likely score line. The reply
+        ends where the judge starts the user's next turn (``USER:``) or a new judgment (the
+        format's stop strings), and carries no turn markers.
 
         ``images``: the judged sample's images, for a verdict on an image format: a vision judge
         sees them again at their places in the prompt (a `Discussion` keeps them). ``on_token(token)``
         streams the reply's token ids as they are chosen."""
+        from judgelm.engine.base import GenerationOptions, RowFailure, cut_at_stop
+        from judgelm.formats.followup import NEXT_TURN, REPLY_MARKER
+
         if isinstance(about, Verdict):
             if about.prompt is None:
                 raise ValueError("this verdict has no prompt to discuss")
-            line = about.text if about.text is not None else score_line(about)
-            about = Discussion(context=about.prompt + line, images=tuple(images))
+            verdict_text = about.text if about.text is not None else score_line(about)
+            stops = get_format(about.format).stop_strings
+            about = Discussion(followup_context(about.prompt, verdict_text), images=tuple(images), stop_strings=stops)
         text = followup_prompt(about.context, about.turns, message, self.tokenizer.eos_token or "")
         ids = self.tokenizer(text, add_special_tokens=True)["input_ids"]
         context = self.engine.facts.context_length
@@ -744,17 +847,16 @@ class Judge:
             pixels = [list(self._load_images(about.images, None))] if about.images else None
         elif about.images:
             raise InvalidSampleError("this judge has no vision tower to see the images again", field="images")
-        from judgelm.engine.base import GenerationOptions, RowFailure
-
+        stops = (NEXT_TURN, *about.stop_strings)
         stream = None if on_token is None else (lambda _row, token: on_token(token))
-        out = self.engine.generate([ids], GenerationOptions(max_new_tokens, on_token=stream), images=pixels)[0]
+        options = GenerationOptions(max_new_tokens, stop_strings=stops, on_token=stream)
+        out = self.engine.generate([ids], options, images=pixels)[0]
         if isinstance(out, RowFailure):
-            from judgelm.errors import JudgeLMError
-
             raise JudgeLMError(f"the judge could not answer: {out.reason}")
-        reply = self.tokenizer.decode(out, skip_special_tokens=True).strip()
+        reply = cut_at_stop(self.tokenizer.decode(out, skip_special_tokens=True), stops).strip()
+        reply = reply.removeprefix(REPLY_MARKER).strip()
         turns = (*about.turns, Turn("user", message), Turn("assistant", reply))
-        return Discussion(about.context, turns, about.images)
+        return Discussion(about.context, turns, about.images, about.stop_strings)
 
 
 def _endpoint_tokenizer(model: str, tokenizer: Any) -> Any:

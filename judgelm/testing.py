@@ -90,8 +90,9 @@ class ScriptedEngine:
 
     It implements the `judgelm.engine.Engine` protocol for text only (``capabilities.logits`` is
     False: `Judge` parses text): continuation ids without the prompt, cut after the first newline
-    when ``stop_at_newline`` and after any ``stop_token_ids``, at most ``max_new_tokens``, EOS
-    appended when the text ends, every token given to ``on_token``.
+    when ``stop_at_newline``, after the first of ``stop_strings`` and after any
+    ``stop_token_ids``, at most ``max_new_tokens``, EOS appended when the text ends, every token
+    given to ``on_token``.
     """
 
     def __init__(
@@ -142,10 +143,13 @@ class ScriptedEngine:
             text = self.tokenizer.decode(ids, skip_special_tokens=False)
             self.prompts.append(text)
             reply = self.respond(text)
+            ends = [reply.index(s) + len(s) for s in options.stop_strings if s in reply]
             if options.stop_at_newline and "\n" in reply:
-                reply = reply[: reply.index("\n") + 1]
+                ends.append(reply.index("\n") + 1)
+            stopped = bool(ends)  # on a newline or a stop string: no EOS after it
+            reply = reply[: min(ends)] if ends else reply
             new = list(self.tokenizer(reply, add_special_tokens=False)["input_ids"])
-            if not (options.stop_at_newline and reply.endswith("\n")):
+            if not stopped:
                 new.append(self.tokenizer.eos_token_id)
             cut = next((k + 1 for k, t in enumerate(new) if t in options.stop_token_ids), len(new))
             new = new[: min(cut, options.max_new_tokens)]

@@ -359,6 +359,13 @@ class Verdict:
     inconsistency: float | None = None
     prompt: str | None = field(default=None, repr=False, compare=False)
 
+    def __str__(self) -> str:
+        """One readable line: result, scores (3 significant digits), outcome probabilities,
+        confidence (`judgelm.verdict_display.describe`); ``repr`` keeps every field."""
+        from judgelm.verdict_display import describe
+
+        return describe(self)
+
     @property
     def tie(self) -> bool:
         """True when the judge gave the best score to more than one answer (never on abstain)."""

@@ -3,7 +3,10 @@ built in-process. Nothing downloads."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,10 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# converted demo weights (judgelm.engine.weights_cache): one conversion per test session, never in ~/.cache
+if "JUDGELM_CACHE_DIR" not in os.environ:
+    os.environ["JUDGELM_CACHE_DIR"] = tempfile.mkdtemp(prefix="judgelm-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["JUDGELM_CACHE_DIR"], True)
 
 ASSETS = Path(__file__).parent / "assets"
 LLAMA_TOKENIZER = ASSETS / "llama-tokenizer"

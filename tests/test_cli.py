@@ -124,3 +124,60 @@ def test_killed_job_resumes_with_every_record_once(tmp_path, tiny_model_dir):
     assert subprocess.run(cmd, env=env, stderr=subprocess.DEVNULL).returncode == 0
     ids = [r["id"] for r in read_out(out)]
     assert sorted(ids) == sorted(f"s{i}" for i in range(40)) and len(ids) == len(set(ids))
+
+
+def test_judge_table_explains_every_column(tmp_path, tiny_model_dir, capsys):
+    src = tmp_path / "in.jsonl"
+    write_samples(src, 2)
+    assert main(["judge", str(src), "--model", str(tiny_model_dir), "--device", "cpu", "--quiet", "--swap"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = lines[0].split()
+    assert header == ["id", "format", "scores", "result", "conf", "p(grammar)", "swap", "note"]
+    legend = {line.split()[0] for line in lines[lines.index("") + 1 :]}
+    assert legend == set(header)
+
+
+def test_verdicts_are_written_as_they_are_made(tmp_path, tiny_model_dir):
+    """The first verdict is in the output file before the second chunk of samples starts."""
+    from judgelm import Judge
+    from judgelm.cli.judge_loop import judge_records
+    from judgelm.io import ResultWriter, read_samples
+    from judgelm.options import JudgeOptions
+
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_samples(src, 4)
+    judge = Judge.from_pretrained(str(tiny_model_dir), device="cpu")
+    written_before: list[int] = []
+    run = judge._run
+    judge._run = lambda jobs, *a: (written_before.append(len(out.read_bytes().splitlines())), run(jobs, *a))
+    with ResultWriter(out) as writer:
+        verdicts = judge_records(judge, list(read_samples(src)), JudgeOptions(), writer=writer, progress=False)
+    assert len(verdicts) == 4 and written_before[:2] == [0, 1]
+    assert len(read_out(out)) == 4
+
+
+def test_empty_input_and_help_read_plainly(tmp_path, capsys):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert main(["judge", str(empty)]) == 0
+    assert "empty" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["judge", "--help"])
+    text = capsys.readouterr().out
+    assert "``" not in text and "`" not in text and "legend" in text
+
+
+def test_a_row_says_which_number_decided():
+    from judgelm.cli.verdict_table import VerdictTable
+    from judgelm.types import Preference, Provenance, Verdict
+
+    prov = Provenance(model="m", format="pairwise", template_hash="", orders=((0, 1),), scoring="logits")
+    v = Verdict("pair-1", "pairwise", (2.59, 2.6), prov, winner=0, preference=Preference(0.442, 0.12, 0.438))
+    lines: list[str] = []
+    table = VerdictTable(["pair-1"], ["pairwise"], 2, write=lines.append)
+    table.add("pair-1", v)
+    table.legend()
+    row = lines[2].split()
+    assert row[:5] == ["pair-1", "pairwise", "2.59", "2.60", "answer"] and row[5] == "1*"
+    assert lines[2].endswith("decided by P(answer 1 better) 0.442 > P(answer 2 better) 0.438")
+    assert any(line.strip().startswith("result") and "*" in line for line in lines[3:])

@@ -206,6 +206,24 @@ def test_stop_tokens_and_streaming_are_the_same_on_both_engines(fast, hf):
         assert got == cut and [seen.get(i, []) for i in range(len(prompts))] == got
 
 
+def test_stop_strings_end_rows_on_every_engine(fast, hf, tiny_model, llama_tokenizer):
+    """A row ends with the token that completes a stop string in its generated text (kept), on
+    the packed engine (continuous batching), the HF engine and two workers alike."""
+    tok, prompts = llama_tokenizer, _prompts()[:5]
+    free = fast.generate(prompts, GenerationOptions(12))
+    stop = next(t for k in range(3, 9) if (t := tok.decode(free[0][k : k + 2]).strip()))  # row 0 writes it
+
+    def cut(row: list[int]) -> list[int]:
+        k = next((k for k in range(1, len(row) + 1) if stop in tok.decode(row[:k], skip_special_tokens=True)), None)
+        return row if k is None else row[:k]
+
+    assert cut(free[0]) != free[0]
+    pair = make_engine(tiny_model, tok, devices=["cpu", "cpu"])
+    for engine in (fast, hf, pair):
+        want = [cut(row) for row in engine.generate(prompts, GenerationOptions(12))]
+        assert engine.generate(prompts, GenerationOptions(12, stop_strings=(stop,))) == want
+
+
 def test_streamed_tokens_are_not_repeated_when_rows_restart(tiny_model, llama_tokenizer, fast):
     """An out-of-memory error in the middle of decoding re-queues the rows in flight (they
     restart from their prompts); what they had already streamed is not streamed again."""

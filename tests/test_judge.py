@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
+
+import pytest
 import torch
 from greedy import assert_same_greedy, hf_logits_at
 
@@ -138,10 +141,73 @@ def test_discuss_keeps_history():
     v = judge.compare("q", "a", "b", explain=True)
     d = judge.discuss(v, "Why is 2 better?")
     assert d.reply == "reply 1"
-    assert judge.engine.prompts[-1].endswith("8 9\nbecause USER: Why is 2 better? ASSISTANT:")
+    assert judge.engine.prompts[-1].endswith("8 9\nbecauseUSER: Why is 2 better? ASSISTANT:")
     d2 = judge.discuss(d, "And 1?")
     assert d2.reply == "reply 2" and len(d2.turns) == 4
     assert "ASSISTANT: reply 1</s>USER: And 1? ASSISTANT:" in judge.engine.prompts[-1]
+
+
+def test_explanations_stop_where_the_template_starts_over():
+    """A judge that does not stop writes its template's "### Response:" again: the engine stops
+    there (the format's stop string) and the text is cut before it."""
+    judge = scripted_judge("8 9\nAssistant 2 is right.\n\n### Response:8 9\nAssistant 2 is right.")
+    v = judge.compare("q", "a", "b", explain=True)
+    assert v.text == "8 9\nAssistant 2 is right.\n\n" and v.explanation == "Assistant 2 is right."
+
+
+def test_a_discussion_reply_carries_no_turn_markers():
+    replies = iter(["ASSISTANT: Because 2 is right. USER: ok? ASSISTANT: x", "It is.\n\n### Response:8 9"])
+    judge = scripted_judge(lambda p: "8 9\nbecause" if p.endswith("### Response:") else next(replies))
+    d = judge.discuss(judge.compare("q", "a", "b"), "Why?")
+    assert d.reply == "Because 2 is right."
+    assert judge.discuss(d, "Sure?").reply == "It is."  # a new judgment (the format's stop string) ends it too
+
+
+def test_grading_without_a_gold_answer_warns():
+    judge = scripted_judge("7\n")
+    with pytest.warns(UserWarning, match="without gold= or reference="):
+        judge.grade("q", "a")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        judge.grade("q", "a", gold="g")
+
+
+def test_bf16_verdicts_stay_close_to_fp32(tiny_model, llama_tokenizer):
+    """The bf16 path (chosen on CPUs with AMX / AVX512-BF16, forced here) reads the same verdicts
+    as fp32 within rounding: distributions to 0.02 on a random tiny model."""
+    import copy
+
+    samples = [Sample("What is 2+2?", ("4", "five"), reference="4"), Sample("Pick a prime.", ("4", "7", "9"))]
+    fp32 = Judge(tiny_model, llama_tokenizer, abstain_threshold=1.0).judge(samples)
+    half = Judge(copy.deepcopy(tiny_model).to(torch.bfloat16), llama_tokenizer, abstain_threshold=1.0)
+    assert type(half.engine).__name__ == "PackedEngine"
+    for a, b in zip(fp32, half.judge(samples), strict=True):
+        for d, e in zip(a.distributions, b.distributions, strict=True):
+            assert max(abs(p - q) for p, q in zip(d.probs, e.probs, strict=True)) < 0.02
+        assert a.scores == pytest.approx(b.scores, abs=0.05)
+
+
+def test_stream_yields_every_verdict_in_order_first_one_alone(tiny_judge):
+    from judgelm.judge import ChunkSizer
+
+    samples = [Sample(f"What is {i}+{i}?", (str(2 * i), str(i))) for i in range(5)] + [Sample("q", ())]
+    chunks: list[int] = []
+    original = tiny_judge._run
+    tiny_judge._run = lambda jobs, *a: (chunks.append(len(jobs)), original(jobs, *a))  # type: ignore[method-assign]
+    try:
+        got = list(tiny_judge.stream(samples, scoring="text", max_chunk=2))
+    finally:
+        del tiny_judge._run
+    assert [i for i, _ in got] == list(range(6)) and chunks[0] == 1 and max(chunks) <= 2
+    want = tiny_judge.judge(samples, scoring="text")
+    assert [v.scores for _, v in got] == [v.scores for v in want] and got[5][1].abstained
+    sizer = ChunkSizer(64, 2.0)
+    sizer.record(1, 0.5)  # 0.5 s a sample: 4 fit in 2 s, but grow at most x2
+    assert sizer.size == 2
+    sizer.record(2, 0.2)
+    assert sizer.size == 4
+    sizer.record(4, 16.0)  # slow: 4 s a sample
+    assert sizer.size == 1
 
 
 def test_save_and_load_round_trip(tiny_model, llama_tokenizer, tmp_path):
@@ -173,19 +239,31 @@ def test_scripted_engine_honours_the_generation_options():
 
 def test_followup_turns_render_like_the_judgelm_demo():
     """The turns after the verdict, against the upstream renderer: baaivision/JudgeLM (commit
-    636c5c7) judgelm/conversation.py, ``Conversation.get_prompt`` for ``SeparatorStyle.ADD_COLON_TWO``
-    with template ``vicuna_v1.1`` (roles USER/ASSISTANT, sep " ", sep2 "</s>"): each message is
-    ``role + ": " + message + seps[i % 2]``, the open turn ``role + ":"``."""
-    from judgelm.formats.followup import followup_prompt
+    636c5c7) judgelm/conversation.py, ``Conversation.get_prompt``, the ``ADD_COLON_TWO`` branch
+    for a first message holding "### Response:": the judge prompt, the verdict, then each later
+    message ``role + ": " + message + seps[i % 2]`` (template ``vicuna_v1.1``: sep " ", sep2
+    "</s>"), the open turn ``role + ":"``; the verdict kept is the judge's text stripped
+    (judgelm/serve/gradio_web_server_judgelm.py, ``bot_response_v2``: ``data["text"].strip()``)."""
+    from judgelm.formats.followup import followup_context, followup_prompt
 
     def upstream(messages):
-        seps, out = [" ", "</s>"], ""
-        for i, (role, message) in enumerate(messages):
+        seps, out = [" ", "</s>"], messages[0][1]
+        if messages[1][1] is not None:
+            out += messages[1][1]
+        for i, (role, message) in enumerate(messages[2:]):
             out += f"{role}: {message}{seps[i % 2]}" if message else f"{role}:"
         return out
 
+    prompt, written = "PROMPT ### Response:", "8 9\nexplained \n"
     turns = (Turn("user", "Why?"), Turn("assistant", "Because 2 is right."))
-    messages = [("USER", "Why?"), ("ASSISTANT", "Because 2 is right."), ("USER", "And 1?"), ("ASSISTANT", None)]
-    assert followup_prompt("PROMPT 8 9\nexplained", turns, "And 1?", "</s>") == (
-        "PROMPT 8 9\nexplained " + upstream(messages)
-    )
+    messages = [
+        ("USER", prompt),
+        ("ASSISTANT", written.strip()),
+        ("USER", "Why?"),
+        ("ASSISTANT", "Because 2 is right."),
+        ("USER", "And 1?"),
+        ("ASSISTANT", None),
+    ]
+    context = followup_context(prompt, written)
+    assert followup_prompt(context, turns, "And 1?", "</s>") == upstream(messages)
+    assert "explainedUSER: Why? ASSISTANT: Because 2 is right.</s>USER: And 1? ASSISTANT:" in upstream(messages)

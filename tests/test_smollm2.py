@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import pytest
+import torch
 from conftest import smollm2_available
 
 from judgelm import Judge, Sample
@@ -54,10 +58,13 @@ def test_logit_scores_match_parsed_text_where_it_parses(demo):
             assert tuple(d.mode for d in g.distributions) == t.scores
 
 
-def test_the_demo_gguf_loads_for_full_fine_tuning_and_saves(tmp_path):
+def test_the_demo_gguf_loads_for_full_fine_tuning_and_saves(tmp_path, monkeypatch):
     """GGUF weights come back de-quantized, yet transformers tags the model quantized and would
-    refuse to train or save it; the training loader removes the stale tag."""
+    refuse to train or save it; the training loader removes the stale tag (read from the GGUF file
+    itself here, not from the converted cache)."""
     from transformers.trainer_utils import validate_quantization_for_training
+
+    monkeypatch.setenv("JUDGELM_CACHE_DIR", "off")
 
     from judgelm.train import TrainConfig
     from judgelm.train.model import load_for_training
@@ -68,3 +75,52 @@ def test_the_demo_gguf_loads_for_full_fine_tuning_and_saves(tmp_path):
     validate_quantization_for_training(model)  # raises "purely quantized" without the fix
     model.save_pretrained(tmp_path / "saved", safe_serialization=True)
     assert (tmp_path / "saved" / "model.safetensors").exists()
+
+
+def test_the_demo_loads_from_its_cached_conversion_exactly(demo, monkeypatch):
+    """After the first load the demo reads its cached safetensors conversion: the very weights and
+    tokenizer the GGUF file gives (the cache holds the de-quantized fp32 weights)."""
+    from judgelm.engine import loading, weights_cache
+
+    folder, file = loading.demo_model_files()
+    assert weights_cache.lookup(Path(folder) / file) is not None  # the fixture's load converted it
+    cached_model, cached_tok, name = loading.load_model_and_tokenizer(None, device="cpu")
+    monkeypatch.setenv(weights_cache.ENV, "off")
+    model, tok, _ = loading.load_model_and_tokenizer(None, device="cpu")
+    assert name == loading.DEMO_NAME and cached_model.dtype == model.dtype == torch.float32
+    a, b = model.state_dict(), cached_model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    text = "What is 12 * 12?\n\n[System]\nScore it.\n\n### Response:8 9\nÀ propos"
+    assert tok(text)["input_ids"] == cached_tok(text)["input_ids"] and len(tok) == len(cached_tok)
+    assert (tok.bos_token_id, tok.eos_token_id, tok.pad_token_id) == (
+        cached_tok.bos_token_id,
+        cached_tok.eos_token_id,
+        cached_tok.pad_token_id,
+    )
+
+
+def test_bf16_where_the_cpu_multiplies_it_natively(demo, monkeypatch, caplog):
+    """On a CPU with AMX / AVX512-BF16 (pretended here; the bf16 arithmetic is real) the demo
+    runs in bf16, says so, and its expected scores stay within the stated tolerance of fp32."""
+    from judgelm.engine import loading
+
+    monkeypatch.setattr(loading, "native_bf16_instructions", lambda: "AMX")
+    with caplog.at_level(logging.WARNING):
+        half = Judge.from_pretrained(None, device="cpu")
+    assert half.model.dtype == torch.bfloat16 and "runs in bf16" in caplog.text and "AMX" in caplog.text
+    for a, b in zip(demo.judge(SAMPLES), half.judge(SAMPLES), strict=True):
+        assert b.scores == pytest.approx(a.scores, abs=loading.BF16_SCORE_TOLERANCE)
+
+
+def test_the_demo_explanation_stops_at_its_template(demo):
+    """The demo judge does not stop by itself: it writes "### Response:" again and again. The
+    engine stops at the first repeat (JudgeLM formats' stop string), far before 512 tokens."""
+    from judgelm.engine import GenerationOptions
+
+    ids = demo.encode(Sample("What is 12 * 12?", ("144", "124")))[0].input_ids
+    out = demo.engine.generate([ids], GenerationOptions(512, stop_strings=("### Response:",)))[0]
+    assert len(out) < 512 and demo.tokenizer.decode(out).endswith("### Response:")
+    v = demo.compare("What is 12 * 12?", "144", "124", explain=True)
+    assert "### Response:" not in v.text and v.explanation is not None
+    reply = demo.discuss(v, "Why?", max_new_tokens=64).reply
+    assert reply is not None and "USER:" not in reply and not reply.startswith("ASSISTANT:")

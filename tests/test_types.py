@@ -56,3 +56,24 @@ def test_abstain_is_not_a_tie():
     v = scripted_judge("no idea").compare("q", "a", "b")
     assert v.abstained and v.reason_code == "unparseable"
     assert not v.tie and v.label is None and v.winner is None
+
+
+def test_a_verdict_reads_at_a_glance():
+    from judgelm.types import Preference, Provenance, Verdict
+
+    prov = Provenance(model="m", format="pairwise", template_hash="", orders=((0, 1), (1, 0)), scoring="logits")
+    # the --swap case of issue 20: expected scores 2.59 < 2.60, yet answer 1 is the more probable winner
+    v = Verdict("pair-1", "pairwise", (2.5912345, 2.6), prov, winner=0, preference=Preference(0.442, 0.12, 0.438))
+    text = str(v)
+    assert text.startswith("pair-1: answer 1 wins (scores 2.59 2.60)") and "confidence" not in text
+    assert text.endswith("; decided by P(answer 1 better) 0.442 > P(answer 2 better) 0.438")
+    agree = Verdict(
+        "p", "pairwise", (8.0, 3.04), prov, winner=0, preference=Preference(0.9, 0.05, 0.05), confidence=0.61
+    )
+    assert (
+        str(agree)
+        == "p: answer 1 wins (scores 8.00 3.04); P(1 better / tie / 2 better) 0.900 / 0.0500 / 0.0500; confidence 0.61"
+    )
+    assert str(Verdict("g", "single", (10.0,), prov, confidence=0.5)) == "g: graded 10.0; confidence 0.50"
+    gone = Verdict("x", "pairwise", None, prov, abstained=True, reason="too long", reason_code="too_long")
+    assert str(gone) == "x: abstained (too_long): too long" and "Verdict(" in repr(gone)

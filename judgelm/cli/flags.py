@@ -41,7 +41,11 @@ def add_model_flags(p: Parser, *, device: bool = True) -> None:
     p.add_argument("--model", help="HF model id or folder, a .gguf file, or 'demo' (default: the SmolLM2 demo judge)")
     if device:
         p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-        p.add_argument("--dtype", help="bf16, fp16, fp32 (default: bf16 on GPU, fp32 on CPU)")
+        p.add_argument(
+            "--dtype",
+            help="bf16, fp16, fp32 (default: bf16 on GPU; on CPU fp32, or bf16 for 16-bit checkpoints and the demo "
+            "where the CPU multiplies bf16 natively: AMX, AVX512-BF16)",
+        )
     add_trust_remote_code_flag(p)
 
 
@@ -167,7 +171,9 @@ def load_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load_judge(args: argparse.Namespace, **extra: Any) -> Judge:
-    """The judge `add_model_flags` names (through ``--endpoint`` when `add_endpoint_flags` gave one)."""
+    """The judge `add_model_flags` names (through ``--endpoint`` when `add_endpoint_flags` gave one;
+    the demo notice names ``--model``)."""
+    from judgelm.engine import loading
     from judgelm.judge import Judge
 
     if getattr(args, "endpoint", None):
@@ -179,4 +185,8 @@ def load_judge(args: argparse.Namespace, **extra: Any) -> Judge:
         if getattr(args, "truncation", None) is not None:
             kwargs["truncation"] = args.truncation
         return Judge.from_endpoint(args.endpoint, args.model, **endpoint_kwargs(args), **kwargs)
-    return Judge.from_pretrained(args.model, **load_kwargs(args), **extra)
+    library, loading.DEMO_SWITCH = loading.DEMO_SWITCH, "--model BAAI/JudgeLM-7B-v1.0"
+    try:
+        return Judge.from_pretrained(args.model, **load_kwargs(args), **extra)
+    finally:
+        loading.DEMO_SWITCH = library

@@ -1,14 +1,15 @@
-"""``judgelm judge IN.jsonl [-o OUT.jsonl]``: judge a JSONL file of samples.
+"""judgelm judge IN.jsonl [-o OUT.jsonl]: judge a JSONL file of samples.
 
-``--endpoint URL --model NAME`` judges through an OpenAI-compatible server (vLLM, ``judgelm
-serve``, ...) instead of a local model: prompts are rendered here (``--tokenizer`` when NAME has no
-local files), verdicts read from the server's log-probabilities where it returns them.
+--endpoint URL --model NAME judges through an OpenAI-compatible server (vLLM, judgelm serve, ...)
+instead of a local model: prompts are rendered here (--tokenizer when NAME has no local files),
+verdicts read from the server's log-probabilities where it returns them.
 
-With ``-o`` every verdict is appended to OUT as it is made, and running the same command again
-resumes (ids already in OUT are skipped). OUT belongs to its job (judge, options, input records):
-another job's file, the input itself or a file that is not judgelm output is refused, and
-``--restart`` starts OUT over. A bad record becomes an error line naming its line, id and field;
-the job goes on. Without ``-o`` the verdicts are printed as a table.
+Verdicts come out as they are made: with -o each is appended to OUT at once, and running the same
+command again resumes (ids already in OUT are skipped); without -o each is printed as a table row,
+and a legend under the table explains every column. OUT belongs to its job (judge, options, input
+records): another job's file, the input itself or a file that is not judgelm output is refused,
+and --restart starts OUT over. A bad record becomes an error line naming its line, id and field;
+the job goes on.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TextIO
 
 from judgelm.cli import EXIT_BAD_RECORDS, EXIT_CODES_HELP, EXIT_OK
 from judgelm.cli.flags import (
@@ -31,9 +31,10 @@ from judgelm.cli.flags import (
     judge_options,
     load_judge,
 )
+from judgelm.cli.judge_loop import judge_records, table_for
 from judgelm.errors import InvalidSampleError
-from judgelm.io import Record, ResultWriter, error_record, output_record
-from judgelm.types import Sample, Verdict
+from judgelm.io import Record, ResultWriter, error_record
+from judgelm.types import Verdict
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
@@ -57,7 +58,12 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
         "(default 0.5; 1.0 for the untrained demo judge)",
     )
     p.add_argument("--no-reference", action="store_true", help="ignore references in the input")
-    p.add_argument("--batch-size", type=_positive, default=32, help="samples judged (and written) per step")
+    p.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=32,
+        help="most samples judged at once (default 32); verdicts stream out from the first sample on",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--engine", choices=["local", "ray"], default="local", help="local or ray (an actor pool; needs -o)")
     p.add_argument("--num-actors", type=int, help="--engine ray: judges in the pool (default: one per GPU, else 1)")
@@ -84,54 +90,10 @@ def _check(rec: Record, no_reference: bool = False) -> Record:
     return replace(rec, sample=sample)
 
 
-def _judge_alone(judge: Any, samples: list[Sample], options: Any) -> list[Verdict | InvalidSampleError]:
-    """`Judge.judge` on a batch; if the call raises, each sample alone, so a sample that breaks the
-    judge (a bug) becomes its record's error line instead of stopping the job at the same record on
-    every re-run. When every sample fails alone, the judge itself is failing (a device error, ...):
-    that stops the job (a re-run resumes) rather than writing an error line for each record."""
-    try:
-        return list(judge.judge(samples, options))
-    except Exception:
-        if len(samples) == 1:
-            raise
-    out: list[Verdict | InvalidSampleError] = []
-    failure: Exception | None = None
-    for sample in samples:
-        try:
-            out.extend(judge.judge([sample], options))
-        except Exception as e:
-            failure = e
-            out.append(InvalidSampleError(f"judging failed ({type(e).__name__}: {e}); a judgelm bug, please report it"))
-    if failure is not None and all(isinstance(v, InvalidSampleError) for v in out):
-        raise failure
-    return out
-
-
-def verdict_row(key: str, v: Verdict) -> tuple[str, ...]:
-    scores = "-" if v.scores is None else " ".join(f"{s:.2f}".rstrip("0").rstrip(".") for s in v.scores)
-    if v.abstained:
-        result = f"abstain ({v.reason_code})"
-    elif len(v.scores or ()) < 2:
-        result = "graded"
-    elif v.winner is None:
-        result = "tie"
-    else:
-        result = f"answer {v.winner + 1}"
-    confidence = "-" if v.confidence is None else f"{v.confidence:.2f}"
-    grammar = "-" if not v.distributions else f"{1 - v.distributions[0].outside_mass:.2g}"
-    swap = "" if v.consistent is None else ("consistent" if v.consistent else "order-dependent")
-    note = v.reason if v.abstained else (v.explanation or "")
-    return key, v.format, scores, result, confidence, grammar, swap, " ".join(note.split())[:50]
-
-
-def print_table(rows: Sequence[tuple[str, ...]], file: TextIO | None = None) -> None:
-    header = ("id", "format", "scores", "result", "conf", "p(grammar)", "swap", "note")
-    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
-    for r in (header, tuple("-" * w for w in widths), *rows):
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip(), file=file or sys.stdout)
-
-
-def summarize(verdicts: Sequence[Verdict], errors: int, skipped: int, seconds: float) -> str:
+def summarize(
+    verdicts: Sequence[Verdict], errors: int, skipped: int, seconds: float, load_seconds: float | None = None
+) -> str:
+    """The closing line: outcomes, bad and skipped records, judging time (and the model load's)."""
     outcomes: Counter[str] = Counter()
     for v in verdicts:
         if v.abstained:
@@ -147,6 +109,7 @@ def summarize(verdicts: Sequence[Verdict], errors: int, skipped: int, seconds: f
     return (
         f"judged {len(verdicts)} ({', '.join(parts) or 'none'}); bad records: {errors}; "
         f"already done: {skipped}; {seconds:.1f} s, {rate:.2f} samples/s"
+        + ("" if load_seconds is None else f" (model loaded in {load_seconds:.1f} s before)")
     )
 
 
@@ -169,43 +132,37 @@ def run(args: argparse.Namespace) -> int:
     good = [r for r in todo if r.sample is not None]
     for r in bad:
         _report_bad(r, writer)
-    rows: list[tuple[str, ...]] = []
     verdicts: list[Verdict] = []
-    start = time.perf_counter()
-    if good:
-        judge = load_judge(args, abstain_threshold=args.abstain_threshold)
-        options = judge_options(args)
-        bar = None
-        if not args.quiet:
-            from tqdm.auto import tqdm
+    start, load_seconds = time.perf_counter(), None
+    try:
+        if good:
+            judge = load_judge(args, abstain_threshold=args.abstain_threshold)
+            load_seconds, start = time.perf_counter() - start, time.perf_counter()
+            options = judge_options(args)
+            table = None if writer else table_for(good, options)
 
-            bar = tqdm(total=len(good), unit="sample", desc="judging", file=sys.stderr)
-        try:
-            for i in range(0, len(good), args.batch_size):
-                chunk = good[i : i + args.batch_size]
-                out = _judge_alone(judge, [r.sample for r in chunk], options)  # type: ignore[misc]
-                for rec, v in zip(chunk, out, strict=True):
-                    if isinstance(v, InvalidSampleError):
-                        bad.append(rec := replace(rec, sample=None, error=rec.locate(v)))
-                        _report_bad(rec, writer)
-                        continue
-                    verdicts.append(v)
-                    if writer:
-                        writer.write(output_record(rec, v, model=judge.name), digest=rec.digest)
-                    else:
-                        rows.append(verdict_row(rec.key, v))
-                if bar:
-                    bar.update(len(chunk))
-        finally:
-            if bar:
-                bar.close()
-            if writer:
-                writer.close()
-    elif writer:
-        writer.close()
-    if rows:
-        print_table(rows)
-    print(summarize(verdicts, len(bad), skipped, time.perf_counter() - start), file=sys.stderr)
+            def failed(rec: Record, error: InvalidSampleError) -> None:
+                bad.append(rec := replace(rec, sample=None, error=rec.locate(error)))
+                _report_bad(rec, writer)
+
+            verdicts = judge_records(
+                judge,
+                good,
+                options,
+                writer=writer,
+                table=table,
+                max_chunk=args.batch_size,
+                progress=not args.quiet,
+                on_failure=failed,
+            )
+            if table is not None:
+                table.legend()
+        elif not records:
+            print(f"judgelm: {args.input} is empty: no records to judge", file=sys.stderr)
+    finally:
+        if writer:
+            writer.close()
+    print(summarize(verdicts, len(bad), skipped, time.perf_counter() - start, load_seconds), file=sys.stderr)
     failed_before = sum(r.key in writer.failed for r in records) if writer else len(bad)
     return EXIT_BAD_RECORDS if bad or failed_before else EXIT_OK
 

@@ -24,8 +24,10 @@ __all__ = [
     "ModelFacts",
     "PartialLogprobs",
     "RowFailure",
+    "StopStrings",
     "TokenLogprobs",
     "VerdictTree",
+    "cut_at_stop",
     "embeds_images",
     "model_facts",
     "tree_logprobs",
@@ -57,15 +59,19 @@ class GenerationOptions:
     its prompt (not on batching, devices or restarts); without one they are random.
 
     A row stops after EOS, after any of ``stop_token_ids``, after a token whose text holds a
-    newline when ``stop_at_newline`` (the stop token is kept in every case), or after
-    ``max_new_tokens``. ``on_token(index, token)`` is called for every new token of prompt
-    ``index`` (input order) as it is chosen; rows interleave (continuous batching). With
-    ``logprobs`` = k (>= 0), ``on_logprobs(index, TokenLogprobs)`` follows each ``on_token`` with
-    the token's log-probability and the k most likely tokens there."""
+    newline when ``stop_at_newline``, after the token that completes one of ``stop_strings`` in
+    the row's generated text (a format's end: the template's ``### Response:`` written again, a
+    verdict marker; see `StopStrings`), or after ``max_new_tokens``. The stopping token is kept in
+    every case (`cut_at_stop` cuts a stop string off the decoded text). ``on_token(index, token)``
+    is called for every new token of prompt ``index`` (input order) as it is chosen; rows
+    interleave (continuous batching). With ``logprobs`` = k (>= 0), ``on_logprobs(index,
+    TokenLogprobs)`` follows each ``on_token`` with the token's log-probability and the k most
+    likely tokens there."""
 
     max_new_tokens: int
     stop_at_newline: bool = False
     stop_token_ids: frozenset[int] = frozenset()
+    stop_strings: tuple[str, ...] = ()
     on_token: Callable[[int, int], None] | None = field(default=None, compare=False)
     temperature: float = 0.0
     top_p: float = 1.0
@@ -83,6 +89,9 @@ class GenerationOptions:
         if self.logprobs is not None and self.logprobs < 0:
             raise ValueError(f"logprobs must be >= 0 or None, got {self.logprobs}")
         object.__setattr__(self, "stop_token_ids", frozenset(int(t) for t in self.stop_token_ids))
+        if isinstance(self.stop_strings, str):
+            raise TypeError("stop_strings must be a sequence of strings, not one string")
+        object.__setattr__(self, "stop_strings", tuple(dict.fromkeys(s for s in self.stop_strings if s)))
 
     @property
     def greedy(self) -> bool:
@@ -92,6 +101,38 @@ class GenerationOptions:
         """Every token id that ends a row: EOS, ``stop_token_ids``, newlines when asked."""
         newline = facts.newline_ids if self.stop_at_newline else frozenset()
         return facts.eos_ids | self.stop_token_ids | newline
+
+    def stop_strings_for(self, facts: ModelFacts) -> StopStrings | None:
+        """The matcher of ``stop_strings`` under the model's tokenizer (None without stop strings)."""
+        if not self.stop_strings:
+            return None
+        if facts.tokenizer is None:
+            raise ValueError("stop_strings need the engine's tokenizer (ModelFacts.tokenizer)")
+        return StopStrings(self.stop_strings, facts.tokenizer)
+
+
+def cut_at_stop(text: str, stop_strings: Sequence[str]) -> str:
+    """``text`` up to the first of ``stop_strings`` it holds (all of it when none)."""
+    cut = min((i for i in (text.find(s) for s in stop_strings if s) if i >= 0), default=len(text))
+    return text[:cut]
+
+
+class StopStrings:
+    """Whether a row's generated text holds a stop string, checked after each new token.
+
+    Only the row's last tokens are decoded (a window of ``4 x`` the longest stop string's length
+    in characters, + 4: a token carries at least one character, and up to four byte-fallback
+    tokens make one), so a check costs the same at the 10th and the 500th token, and the prompt's
+    own text never matches."""
+
+    def __init__(self, strings: Sequence[str], tokenizer: Any):
+        self.strings = tuple(strings)
+        self.tokenizer = tokenizer
+        self.window = 4 * max(len(s) for s in self.strings) + 4
+
+    def hit(self, generated: Sequence[int]) -> bool:
+        text = self.tokenizer.decode(list(generated[-self.window :]), skip_special_tokens=True)
+        return any(s in text for s in self.strings)
 
 
 @dataclass(frozen=True)
@@ -206,7 +247,7 @@ class Engine(Protocol):
       CPU, ``[tree.n_nodes, C]`` with -inf padding (C: at least the row's widest node), or None.
       Repeatable: each tree step sees only the prompt (greedy scoring runs several).
     - ``generate(prompts, options, images=None, on_batch=None)``: new tokens per prompt, input
-      order; ``on_batch(n)`` as rows finish.
+      order, stopping where ``options`` says (`GenerationOptions`); ``on_batch(n)`` as rows finish.
     ``prefill``/``tree_step`` need ``capabilities.logits``; ``images`` needs ``capabilities.images``.
     A remote engine may put a `RowFailure` in a row's place (``generate``, ``tree_step``) and a
     `PartialLogprobs` (``tree_step``, top-k log-probabilities only); local engines never do.

@@ -3,9 +3,10 @@ static slot cache.
 
 A fixed number of cache rows (slots, from free memory) each hold one prompt being continued.
 Every step feeds each busy row's last token at its next position; a row that writes a stop
-token (`GenerationOptions`) or its last allowed token is finished and its slot goes back to the
-pool; when a quarter of the slots are free (or nothing runs) the waiting prompts are prefilled
-into them in one packed call (`PackedEngine.fill`, shared prefixes included).
+token, completes a stop string (`GenerationOptions`) or writes its last allowed token is
+finished and its slot goes back to the pool; when a quarter of the slots are free (or nothing
+runs) the waiting prompts are prefilled into them in one packed call (`PackedEngine.fill`,
+shared prefixes included).
 
 `DecodeStep` is the step itself, with static buffers: on CUDA it is captured once into a CUDA
 graph (hundreds of kernel launches become one replay; the first replay is checked against the
@@ -127,6 +128,7 @@ class ContinuousBatcher:
         self.stop = options.stop_ids(engine.facts)
         self.options = options
         self.chooser = TokenChooser(options)
+        self.stop_strings = options.stop_strings_for(engine.facts)
         self.reported = [0] * len(self.prompts)  # tokens of each row already given to on_token
         self.results: list[list[int] | None] = [None] * len(self.prompts)
         # per slot: the prompt it continues (None: free), its new tokens, its cached length
@@ -169,7 +171,8 @@ class ContinuousBatcher:
         if len(self.out[s]) > self.reported[r]:  # a re-queued row repeats its tokens: report once
             self.reported[r] = len(self.out[s])
             report_token(self.options, r, token, info)
-        if token in self.stop or len(self.out[s]) >= self.max_new:
+        ended = token in self.stop or len(self.out[s]) >= self.max_new
+        if ended or (self.stop_strings is not None and self.stop_strings.hit(self.out[s])):
             self.results[r] = self.out[s]
             self.row[s] = None
             return True

@@ -161,6 +161,8 @@ class HFEngine(Engine):
         logits, mask, pos = state.last_logits, state.mask, state.last_pos[:, None]
         assert logits is not None
         stop = torch.tensor(sorted(options.stop_ids(self.facts)), device=dev, dtype=torch.long)
+        stop_strings = options.stop_strings_for(self.facts)
+        rows: list[list[int]] = [[] for _ in range(B)]  # new tokens so far, on the host (stop strings)
         out = torch.empty((B, 0), dtype=torch.long, device=dev)
         done = torch.zeros(B, dtype=torch.bool, device=dev)
         lengths = torch.zeros(B, dtype=torch.long, device=dev)
@@ -171,12 +173,19 @@ class HFEngine(Engine):
             chosen, infos = chooser.choose(logits, batch)
             nxt = torch.where(done, self.facts.pad_id, torch.tensor(chosen, device=dev))  # [B]
             out = torch.cat([out, nxt[:, None]], dim=1)
-            if options.on_token is not None or infos is not None:
+            live: list[int] = []  # rows that wrote a token this step
+            if options.on_token is not None or infos is not None or stop_strings is not None:
                 for r, finished in enumerate(done.tolist()):
                     if not finished:
+                        live.append(r)
+                        rows[r].append(chosen[r])
                         report_token(options, batch[r], chosen[r], infos[r] if infos is not None else None)
             lengths += (~done).long()
             done |= torch.isin(nxt, stop)
+            if stop_strings is not None:
+                for r in live:
+                    if stop_strings.hit(rows[r]):
+                        done[r] = True
             if bool(done.all()):
                 break
             mask = torch.cat([mask, torch.ones((B, 1), dtype=mask.dtype, device=dev)], dim=1)

@@ -19,8 +19,8 @@ How verdict distributions are read (``logprobs``; ``"auto"`` probes the server o
 - ``"none"``: the server gives no log-probabilities; `capabilities.logits` is False and the judge
   scores text (said once, in the log).
 
-Generation is one completions request per prompt (``stop: ["\\n"]`` for newline stops, seeds and
-sampling passed through). Requests run ``concurrency`` at a time through `OpenAIHTTP` (timeouts,
+Generation is one completions request per prompt (``stop``: ``"\\n"`` for newline stops and the
+stop strings, seeds and sampling passed through). Requests run ``concurrency`` at a time through `OpenAIHTTP` (timeouts,
 retries with backoff honouring ``Retry-After``, 4xx not retried); a row whose request still fails
 is a `RowFailure`: that sample abstains, the others go on.
 """
@@ -304,8 +304,10 @@ class OpenAIEngine:
         }
         if options.seed is not None:
             payload["seed"] = options.seed
-        if options.stop_at_newline:
-            payload["stop"] = ["\n"]
+        stops = ["\n"] if options.stop_at_newline else []
+        stops += [s for s in options.stop_strings if s not in stops]
+        if stops:
+            payload["stop"] = stops[:4]  # OpenAI's limit (judgelm.serve's too); the judge cuts at the rest
         if options.logprobs is not None:
             payload["logprobs"] = options.logprobs
         extras: dict[str, Any] = {"return_token_ids": True}  # vLLM's: exact ids instead of re-tokenized text
@@ -323,7 +325,9 @@ class OpenAIEngine:
         if not (isinstance(ids, list) and all(isinstance(t, int) for t in ids)):
             ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
         ids = list(ids)
-        ended = choice.get("finish_reason") == "stop" and not options.stop_at_newline
+        # a "stop" that is not a stop string's is the model's EOS (vLLM names the string in stop_reason)
+        by_string = options.stop_at_newline or (bool(options.stop_strings) and choice.get("stop_reason") is not None)
+        ended = choice.get("finish_reason") == "stop" and not by_string
         if ended and self.facts.eos_ids and not (ids and ids[-1] in self.facts.eos_ids | options.stop_token_ids):
             ids.append(min(self.facts.eos_ids))  # the text ended: as a local engine, keep the EOS
         for t in ids:

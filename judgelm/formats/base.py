@@ -219,6 +219,10 @@ class Formatter(ABC):
     # Whether the judge writes free text before its verdict (its VerdictSpec has a `marker`):
     # logit scoring then generates that text first and reads the verdict after the marker.
     explains_first: ClassVar[bool] = False
+    # Where the judge's text ends besides EOS: its template starting over (a judge that does not
+    # stop by itself writes the prompt's closing line again, e.g. JudgeLM's "### Response:").
+    # Generation stops there (`GenerationOptions.stop_strings`) and the text is cut before it.
+    stop_strings: ClassVar[tuple[str, ...]] = ()
 
     # ---- to implement -------------------------------------------------------------------------
     @abstractmethod

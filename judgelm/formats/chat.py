@@ -62,6 +62,7 @@ class ChatFormat(Formatter):
     name = "chat"
     summary = "multi-turn conversations: compare 2+ assistants with the same user, or grade 1"
     swap_kind = "reverse"
+    stop_strings = (APPENDIX,)  # the template written again
 
     def orders(self, sample: Sample, swap: bool = False) -> tuple[tuple[int, ...], ...]:
         if swap and len(sample.conversations) > 2:

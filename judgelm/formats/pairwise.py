@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from judgelm.formats._judgelm import instruction, judgelm_prompt, judgelm_rubric, judgelm_scale, score_spec
+from judgelm.formats._judgelm import APPENDIX, instruction, judgelm_prompt, judgelm_rubric, judgelm_scale, score_spec
 from judgelm.formats.base import Formatter, VerdictSpec, require
 from judgelm.types import Sample
 
@@ -11,6 +11,7 @@ class PairwiseFormat(Formatter):
     name = "pairwise"
     summary = "two answers, scores 's1 s2' (JudgeLM; with reference when `reference` is set)"
     swap_kind = "reverse"
+    stop_strings = (APPENDIX,)  # the template written again
 
     def validate(self, sample: Sample) -> None:
         require(not sample.conversations, "pairwise takes answers, not conversations", "conversations")

@@ -53,6 +53,7 @@ class PandaLMFormat(Formatter):
     summary = "PandaLM-7B: two responses, verdict '1' | '2' | 'Tie' first, then reason and reference"
     swap_kind = "reverse"
     uses_input = True
+    stop_strings = ("### Instruction:", EVALUATION)  # the task written again (the verdict has Reason, Reference)
 
     def validate(self, sample: Sample) -> None:
         require(not sample.conversations, f"{self.name} takes answers, not conversations", "conversations")

@@ -237,6 +237,9 @@ class _PrometheusFormat(Formatter):
     """What both Prometheus modes share: assembly, the explain-first grammar, parsing."""
 
     explains_first = True
+    # the chat template or the task starting over (the verdict marker is a stop only for logit
+    # scoring, which reads the result slot itself: `Judge` adds it there)
+    stop_strings = ("[INST]", "###Task Description:")
     system_prompt: ClassVar[str]
     official_mode: ClassVar[Literal["prometheus_absolute", "prometheus_relative"]]
 

@@ -13,7 +13,7 @@ prompt (``### Response:10``); the graded answer is Assistant 2; the judge writes
 
 from __future__ import annotations
 
-from judgelm.formats._judgelm import instruction, judgelm_prompt, judgelm_rubric, judgelm_scale, score_spec
+from judgelm.formats._judgelm import APPENDIX, instruction, judgelm_prompt, judgelm_rubric, judgelm_scale, score_spec
 from judgelm.formats.base import Formatter, VerdictSpec, require
 from judgelm.types import Sample
 
@@ -24,6 +24,7 @@ class SingleFormat(Formatter):
     name = "single"
     summary = "one answer graded against a gold answer forced to 10 ('### Response:10')"
     swap_kind = "none"
+    stop_strings = (APPENDIX,)  # the template written again
 
     def prepare(self, sample: Sample) -> Sample:
         if sample.gold is None and sample.reference is not None:

@@ -45,6 +45,7 @@ class _GenKey:
 
     max_new_tokens: int
     stop_token_ids: frozenset[int]
+    stop_strings: tuple[str, ...]
     temperature: float
     top_p: float
     seed: int | None
@@ -74,6 +75,7 @@ def _generate(engine: Any, key: _GenKey, rows: list[_Row]) -> list[list[int]]:
     options = GenerationOptions(
         key.max_new_tokens,
         stop_token_ids=key.stop_token_ids,
+        stop_strings=key.stop_strings,  # a multi-token stop string ends its row in the engine too
         temperature=key.temperature,
         top_p=key.top_p,
         seed=key.seed,
@@ -181,7 +183,15 @@ class _Service:
         return frozenset(ids)
 
     def gen_key(self, params: GenerationParams, max_new: int) -> _GenKey:
-        return _GenKey(max_new, self.stop_ids(params), params.temperature, params.top_p, params.seed, params.logprobs)
+        return _GenKey(
+            max_new,
+            self.stop_ids(params),
+            params.stop,
+            params.temperature,
+            params.top_p,
+            params.seed,
+            params.logprobs,
+        )
 
     def new_choices(self, prompts: Sequence[tuple[int, ...]], params: GenerationParams) -> list[_Choice]:
         return [_Choice(i, p, TextStream(self.tokenizer, p[-8:], params.stop)) for i, p in enumerate(prompts)]

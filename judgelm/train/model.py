@@ -19,7 +19,7 @@ def load_for_training(cfg: TrainConfig) -> tuple[Any, Any]:
     """(model on CPU in train mode, tokenizer). Trainer / accelerate place it on devices."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from judgelm.engine.loading import load_model_and_tokenizer, resolve_dtype
+    from judgelm.engine.loading import drop_gguf_marker, load_model_and_tokenizer, resolve_dtype
 
     dtype = resolve_dtype(cfg.load_dtype, torch.device("cpu"))
     if cfg.from_scratch:
@@ -33,25 +33,13 @@ def load_for_training(cfg: TrainConfig) -> tuple[Any, Any]:
         )
         if cfg.tokenizer:
             tokenizer = load_tokenizer(cfg.tokenizer, trust_remote_code=cfg.trust_remote_code)
-        _drop_gguf_marker(model)
+        drop_gguf_marker(model)
     if tokenizer.eos_token_id is None:
         raise ValueError("the tokenizer has no EOS token; a judge must learn to stop")
     if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(len(tokenizer))
     model.config.use_cache = False
     return model.train(), tokenizer
-
-
-def _drop_gguf_marker(model: Any) -> None:
-    """A GGUF checkpoint loads de-quantized into ordinary float tensors, but transformers keeps a
-    GGUF "quantizer" on the model, and with it refuses to fine-tune (``purely quantized``) and to
-    save. Nothing is quantized any more, so the marker goes."""
-    quantizer = getattr(model, "hf_quantizer", None)
-    if quantizer is not None and type(quantizer).__name__ == "GgufHfQuantizer":
-        model.hf_quantizer = None
-        model.is_quantized = False  # an instance attribute set at load time
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
 
 
 def add_lora(model: Any, cfg: TrainConfig) -> Any:
