@@ -124,8 +124,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp, ResultWriter(Path(tmp) / "out.jsonl") as writer:
             write, start = writer.write, time.perf_counter()
 
-            def timed_write(obj: Any) -> None:
-                write(obj)
+            def timed_write(obj: Any, **kw: Any) -> None:
+                write(obj, **kw)
                 if not first:
                     first.append(time.perf_counter() - start)
 

@@ -174,6 +174,11 @@ def test_a_judge_that_breaks_on_one_sample_costs_that_record_only(tmp_path, monk
                 raise TypeError("a judgelm bug")
             return inner.judge(samples, options)
 
+        def stream(self, samples, options=None, max_chunk=32):  # Judge.stream's contract, chunks of 2
+            for start in range(0, len(samples), 2):
+                for k, verdict in enumerate(self.judge(samples[start : start + 2], options)):
+                    yield start + k, verdict
+
     monkeypatch.setattr("judgelm.cli.judge_cmd.load_judge", lambda args, **kw: Fragile())
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     write(src, [record(0), record(1, question="boom"), record(2)])
@@ -182,6 +187,38 @@ def test_a_judge_that_breaks_on_one_sample_costs_that_record_only(tmp_path, monk
     assert set(rows) == {"s0", "s1", "s2"} and "verdict" in rows["s0"] and "verdict" in rows["s2"]
     assert "TypeError: a judgelm bug" in rows["s1"]["error"]["message"]
     assert "in.jsonl:2 (id s1): judging failed (TypeError" in capsys.readouterr().err
+
+
+def test_a_failing_output_write_stops_the_job_and_is_not_judged_again(tmp_path):
+    """Only judging errors are retried one record at a time: an error writing the output (a full
+    disk) stops the job at once, without judging the records again."""
+    from judgelm.cli.judge_loop import judge_records
+    from judgelm.io import read_samples
+    from judgelm.options import JudgeOptions
+
+    inner = scripted_judge("8 9\n", name="grader")
+    streamed: list[int] = []
+
+    class Counting:
+        name = "grader"
+
+        def judge(self, samples, options=None):
+            raise AssertionError("judged again")
+
+        def stream(self, samples, options=None, max_chunk=32):
+            streamed.append(len(samples))
+            yield from inner.stream(samples, options, max_chunk=max_chunk)
+
+    class FullDisk:
+        def write(self, obj, **kw):
+            raise OSError("no space left on device")
+
+    src = tmp_path / "in.jsonl"
+    write(src, [record(i) for i in range(3)])
+    records = [r for r in read_samples(str(src)) if r.sample is not None]
+    with pytest.raises(OSError, match="no space left"):
+        judge_records(Counting(), records, JudgeOptions(), writer=FullDisk(), progress=False)
+    assert streamed == [3]
 
 
 def test_prompts_refuses_to_overwrite_its_input(tmp_path, capsys):

@@ -73,12 +73,17 @@ def judge_records(
     try:
         while done < len(records):
             rest = records[done:]
-            try:
-                for index, verdict in judge.stream([r.sample for r in rest], options, max_chunk=max_chunk):  # type: ignore[misc]
-                    emit(rest[index], verdict)
-                    done += 1
-            except Exception:
-                done += _one_at_a_time(judge, records[done:], options, max_chunk, emit, on_failure)
+            stream = judge.stream([r.sample for r in rest], options, max_chunk=max_chunk)  # type: ignore[misc]
+            while True:
+                try:  # only judging is retried; writing and printing errors stop the job
+                    index, verdict = next(stream)
+                except StopIteration:
+                    break
+                except Exception:
+                    done += _one_at_a_time(judge, records[done:], options, max_chunk, emit, on_failure)
+                    break
+                emit(rest[index], verdict)
+                done += 1
     finally:
         if bar is not None:
             bar.close()
