@@ -342,3 +342,28 @@ def test_what_the_page_keeps_is_bounded_in_count_and_bytes():
     assert [kept.get(k) for k in ("c1", "c2", "c3", "big")] == [None, None, None, "image"]
     kept.put("huge", "x", 1000)  # alone over the budget: still kept until the next one comes
     assert kept.get("huge") == "x" and kept.get("big") is None
+
+
+def test_ui_on_a_real_endpoint_gives_the_local_verdict(tiny_judge, monkeypatch):
+    """`judgelm ui --endpoint` against a real `judgelm serve` of the same judge: the page's verdict
+    is the in-process verdict (exact remote scoring: prompt log-probabilities, to 1e-3)."""
+    from conftest import LLAMA_TOKENIZER
+
+    served = []
+    monkeypatch.setattr("judgelm.serve.server.serve", lambda app, **kw: served.append(app))
+    form = {"sample": {"question": "Capital of Australia?", "answers": ["Canberra.", "Sydney."]}}
+    srv = BackgroundServer(tiny_judge, ServeConfig(served_model_name="tiny"), graceful_timeout_s=10).start()
+    try:
+        args = ["ui", "--endpoint", f"{srv.url}/v1", "--model", "tiny", "--tokenizer", str(LLAMA_TOKENIZER)]
+        assert main(args) == 0
+        with serving(served[0]) as c:
+            evs = events(c, "/ui/api/judge", form)
+    finally:
+        srv.stop()
+    direct = tiny_judge.judge(Sample("Capital of Australia?", ("Canberra.", "Sydney."), id="page"))[0]
+    remote = evs[-1]["verdict"]  # (the random judge abstains: most of its mass is outside the grammar)
+    assert remote["abstained"] == direct.abstained and remote["reason_code"] == direct.reason_code
+    assert remote["order_scores"][0] == pytest.approx(list(direct.order_scores[0]), abs=1e-3)
+    for r, d in zip(remote["distributions"], direct.distributions, strict=True):
+        assert r["probs"] == pytest.approx(list(d.probs), abs=1e-3)
+        assert r["outside_mass"] == pytest.approx(d.outside_mass, abs=1e-3)
