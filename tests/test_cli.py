@@ -181,3 +181,18 @@ def test_a_row_says_which_number_decided():
     assert row[:5] == ["pair-1", "pairwise", "2.59", "2.60", "answer"] and row[5] == "1*"
     assert lines[2].endswith("decided by P(answer 1 better) 0.442 > P(answer 2 better) 0.438")
     assert any(line.strip().startswith("result") and "*" in line for line in lines[3:])
+
+
+def test_quiet_hides_the_model_loading_bar_too(tmp_path, tiny_model_dir, capfd):
+    from transformers.utils import logging as hf_logging
+
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"question": "Q?", "answers": ["a", "b"]}) + "\n")
+    base = ["judge", str(src), "--model", str(tiny_model_dir), "--abstain-threshold", "1"]
+    assert main([*base, "-o", str(tmp_path / "loud.jsonl")]) == 0
+    loud = capfd.readouterr().err
+    assert main([*base, "-o", str(tmp_path / "quiet.jsonl"), "--quiet"]) == 0
+    quiet = capfd.readouterr().err
+    assert "judging" in loud and "it/s]" in loud
+    assert "it/s]" not in quiet and "Loading" not in quiet  # no bar at all: neither the job's nor transformers'
+    assert hf_logging.is_progress_bar_enabled()  # restored for the rest of the process

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -187,6 +189,24 @@ def load_judge(args: argparse.Namespace, **extra: Any) -> Judge:
         return Judge.from_endpoint(args.endpoint, args.model, **endpoint_kwargs(args), **kwargs)
     library, loading.DEMO_SWITCH = loading.DEMO_SWITCH, "--model BAAI/JudgeLM-7B-v1.0"
     try:
-        return Judge.from_pretrained(args.model, **load_kwargs(args), **extra)
+        with _quiet_loading(getattr(args, "quiet", False)):
+            return Judge.from_pretrained(args.model, **load_kwargs(args), **extra)
     finally:
         loading.DEMO_SWITCH = library
+
+
+@contextmanager
+def _quiet_loading(quiet: bool) -> Iterator[None]:
+    """``--quiet``: no transformers "Loading weights" bar either (restored after the load)."""
+    if not quiet:
+        yield
+        return
+    from transformers.utils import logging as hf_logging
+
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
