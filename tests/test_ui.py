@@ -9,11 +9,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,7 +16,7 @@ import httpx
 import pytest
 from PIL import Image
 from test_serve import strip_time
-from test_serve_cli import free_port
+from test_serve_cli import running_command, stop
 from test_serve_support import assert_close, respond
 
 from judgelm import Judge, Sample
@@ -292,43 +287,11 @@ def test_ui_endpoint_loads_the_judge_through_judge_from_endpoint(monkeypatch, ca
 
 
 def test_ui_command_serves_a_saved_model_until_sigterm(tiny_model_dir):
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "judgelm",
-        "ui",
-        "--model",
-        str(tiny_model_dir),
-        "--port",
-        str(port),
-        "--device",
-        "cpu",
-    ]
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, proc.communicate()[1]
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the page did not come up"
-            time.sleep(0.2)
+    with running_command(["judgelm", "ui", "--model", str(tiny_model_dir)]) as (proc, url):
         assert httpx.get(f"{url}/ui/api/info", timeout=10).json()["model"] == str(tiny_model_dir)
         assert 'data-testid="judge"' in httpx.get(url, timeout=10).text
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-        assert proc.returncode == 0 and "Traceback" not in err, err
-        assert f"on http://127.0.0.1:{port}/" in err and "judgelm ui: stopped" in err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        err = stop(proc)
+        assert f"on {url}/" in err and "judgelm ui: stopped" in err
 
 
 def test_what_the_page_keeps_is_bounded_in_count_and_bytes():
