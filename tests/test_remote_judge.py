@@ -264,6 +264,26 @@ def test_sampling_options_reach_the_server(tiny_model, llama_tokenizer):
     assert not math.isnan(sum(map(len, got)))
 
 
+def test_stop_strings_reach_the_server_and_end_the_row_where_a_local_engine_does(tiny_model, llama_tokenizer):
+    """A format's stop strings (`GenerationOptions.stop_strings`) go to the server as ``stop``; the
+    remote row ends with the token that completes the string, as the local engine's does."""
+    from judgelm.engine import GenerationOptions
+
+    local = Judge(tiny_model, llama_tokenizer, name="tiny-llama")
+    prompt = [1, 450, 4996, 17354]
+    free = local.engine.generate([prompt], GenerationOptions(16))[0]
+    stop = next(t for t in (llama_tokenizer.decode([i]).strip() for i in free[5:]) if len(t) >= 2)
+    options = GenerationOptions(16, stop_strings=(stop,))
+    want = local.engine.generate([prompt], options)[0]
+    assert len(want) < len(free)  # the stop string ended the local row early
+    app = _Faults(create_app(local, ServeConfig()), lambda p, n: None)
+    with serving(app) as srv:
+        remote = Judge.from_endpoint(srv.url, "tiny-llama", tokenizer=llama_tokenizer)
+        got = remote.engine.generate([prompt], options)[0]
+    assert app.seen[-1]["stop"] == [stop]
+    assert got[: len(want)] == want and len(got) <= len(want) + 1  # (+ the EOS a finished text gets)
+
+
 def test_a_server_that_refuses_unknown_fields_gets_plain_requests():
     """OpenAI's own API answers 400 to vLLM's extra fields: the remote judge drops them after the
     first refusal (and only when the plain request goes through) and reads text verdicts."""
