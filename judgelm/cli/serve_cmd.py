@@ -137,8 +137,6 @@ def build_config(args: argparse.Namespace) -> ServeConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from judgelm.serve.server import serve
-
     try:
         config = build_config(args)
     except ValueError as e:
@@ -147,20 +145,25 @@ def run(args: argparse.Namespace) -> int:
     judge = load_judge(args)
     # Scores map to [0, 1] against the judge's own score grammar.
     config = replace(config, reward=replace(config.reward, score_range=judge.config.score_range))
-    print(
-        f"judgelm serve: {judge.name} on http://{args.host}:{args.port}",
-        file=sys.stderr,
-        flush=True,
-    )
+    return serve_until_stopped("serve", judge, judge.name, args, config)
+
+
+def serve_until_stopped(command: str, app: Any, name: str, args: argparse.Namespace, config: ServeConfig) -> int:
+    """Serve ``app`` (a judge or an app) where `add_server_flags`' flags say until SIGINT/SIGTERM,
+    saying where on stderr and when it stopped (``judgelm serve`` and ``judgelm ui``)."""
+    from judgelm.serve.server import serve
+
+    host = f"[{args.host}]" if ":" in args.host else args.host  # an IPv6 address in a URL
+    print(f"judgelm {command}: {name} on http://{host}:{args.port}/", file=sys.stderr, flush=True)
     serve(
-        judge,
+        app,
         host=args.host,
         port=args.port,
         config=config,
         log_level=args.log_level,
         graceful_timeout_s=args.graceful_timeout,
     )
-    print("judgelm serve: stopped", file=sys.stderr)
+    print(f"judgelm {command}: stopped", file=sys.stderr)
     return 0
 
 

@@ -16,7 +16,7 @@ import argparse
 import sys
 
 from judgelm.cli.flags import add_endpoint_flags, add_model_flags, add_truncation_flag, load_judge
-from judgelm.cli.serve_cmd import API_KEY_ENV, add_server_flags, server_config
+from judgelm.cli.serve_cmd import API_KEY_ENV, add_server_flags, serve_until_stopped, server_config
 
 DEFAULT_PORT = 7860
 
@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
 
 
 def run(args: argparse.Namespace) -> int:
-    from judgelm.serve.server import is_loopback, serve
+    from judgelm.serve.server import is_loopback
     from judgelm.ui.app import create_ui_app
 
     try:
@@ -51,15 +51,4 @@ def run(args: argparse.Namespace) -> int:
         return 2
     judge = load_judge(args)
     app = create_ui_app(judge, config, loopback=loopback)
-    host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"judgelm ui: {judge.name} on http://{host}:{args.port}/", file=sys.stderr, flush=True)
-    serve(
-        app,
-        host=args.host,
-        port=args.port,
-        config=config,
-        log_level=args.log_level,
-        graceful_timeout_s=args.graceful_timeout,
-    )
-    print("judgelm ui: stopped", file=sys.stderr)
-    return 0
+    return serve_until_stopped("ui", app, judge.name, args, config)
